@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+// KafkaWire: the Kafka binary protocol in pure Swift over POSIX sockets.
+//
+// Layers, bottom to top (each a module, so the dependency direction is enforced by the compiler):
+//   CKafkaSupport / CLZ4 / CZlib / CSnappy / CZstd   C helpers and system codecs
+//   KafkaProtocol    wire primitives, error codes, messages generated from Kafka's JSON specs
+//   KafkaRecords     record batches v2, legacy message sets, CRC-32C, compression codecs
+//   KafkaWire        network (connections, pipelining) and client (cluster, producer, consumer, admin)
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "KafkaWire",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "KafkaWire", targets: ["KafkaWire"]),
+        .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
+        .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
+        .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
+        .executable(name: "kafkawire-bench", targets: ["KafkaWireBenchmarks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "CKafkaSupport"),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSnappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        .target(name: "KafkaProtocol", swiftSettings: strict),
+        .target(
+            name: "KafkaRecords",
+            dependencies: ["KafkaProtocol", "CKafkaSupport", "CLZ4", "CZlib", "CSnappy", "CZstd"],
+            swiftSettings: strict),
+        .target(
+            name: "KafkaWire",
+            dependencies: ["KafkaProtocol", "KafkaRecords", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        .executableTarget(name: "KafkaWireGenerator", swiftSettings: strict),
+        .executableTarget(name: "KafkaWireDemo", dependencies: ["KafkaWire"], swiftSettings: strict),
+        .executableTarget(name: "KafkaWireInterop", dependencies: ["KafkaWire"], swiftSettings: strict),
+        .executableTarget(name: "KafkaWireBenchmarks", dependencies: ["KafkaWire"], swiftSettings: strict),
+        // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
+        .target(name: "KafkaWireFuzz", dependencies: ["KafkaWire"], swiftSettings: strict),
+
+        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], swiftSettings: strict),
+        .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
+        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire"], swiftSettings: strict),
+    ]
+)

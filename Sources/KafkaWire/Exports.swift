@@ -1,0 +1,2 @@
+@_exported import KafkaProtocol
+@_exported import KafkaRecords
