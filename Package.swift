@@ -40,14 +40,16 @@ let package = Package(
             dependencies: ["KafkaProtocol", "KafkaRecords", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
-        .executableTarget(name: "KafkaWireGenerator", swiftSettings: strict),
+        .target(name: "KafkaWireGeneratorCore", swiftSettings: strict),
+        .executableTarget(name: "KafkaWireGenerator", dependencies: ["KafkaWireGeneratorCore"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireDemo", dependencies: ["KafkaWire"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireInterop", dependencies: ["KafkaWire"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireBenchmarks", dependencies: ["KafkaWire"], swiftSettings: strict),
         // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
         .target(name: "KafkaWireFuzz", dependencies: ["KafkaWire"], swiftSettings: strict),
 
-        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
         .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire"], swiftSettings: strict),
     ]

@@ -105,16 +105,28 @@ public struct WireReader: Sendable {
             guard position < end else { throw .truncated(needed: 1, remaining: 0, field: field()) }
             let b = bytes[position]
             position += 1
+            // The tenth byte may only hold the top bit of the 64.
+            if shift == 63 && b > 1 { throw .malformedVarint(field: field()) }
             result |= UInt64(b & 0x7F) << shift
             if b & 0x80 == 0 { return result }
             shift += 7
             if shift > 63 { throw .malformedVarint(field: field()) }
         }
     }
+    /// At most five bytes, as Kafka's own reader: a sixth byte is malformed even if the value would fit.
     @inlinable public mutating func readUnsignedVarint(_ field: @autoclosure () -> String = "varint") throws(WireDecodingError) -> UInt32 {
-        let v = try readUnsignedVarlong(field())
-        guard v <= UInt64(UInt32.max) else { throw .malformedVarint(field: field()) }
-        return UInt32(v)
+        var result: UInt32 = 0
+        var shift: UInt32 = 0
+        while true {
+            guard position < end else { throw .truncated(needed: 1, remaining: 0, field: field()) }
+            let b = bytes[position]
+            position += 1
+            // The fifth byte may only hold the top four bits of the 32, and must end the varint.
+            if shift == 28 && b > 0x0F { throw .malformedVarint(field: field()) }
+            result |= UInt32(b & 0x7F) << shift
+            if b & 0x80 == 0 { return result }
+            shift += 7
+        }
     }
     @inlinable public mutating func readVarint(_ field: @autoclosure () -> String = "varint") throws(WireDecodingError) -> Int32 {
         let u = try readUnsignedVarint(field())
