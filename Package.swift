@@ -40,6 +40,9 @@ let package = Package(
             dependencies: ["KafkaProtocol", "KafkaRecords", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
+        // A scriptable broker for tests of what no real broker can be made to do.
+        .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
+
         .target(name: "KafkaWireGeneratorCore", swiftSettings: strict),
         .executableTarget(name: "KafkaWireGenerator", dependencies: ["KafkaWireGeneratorCore"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireDemo", dependencies: ["KafkaWire"], swiftSettings: strict),
@@ -51,6 +54,6 @@ let package = Package(
         .testTarget(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
-        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire"], swiftSettings: strict),
+        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,536 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import Synchronization
+
+/// `acks`: how many replicas must have a record before the broker answers.
+public enum Acks: Int16, Sendable {
+    /// Fire and forget: the broker sends no answer at all.
+    case none = 0
+    case leader = 1
+    case all = -1
+}
+
+public struct ProducerConfig: Sendable {
+    public var client: ClientConfig
+    public var acks: Acks = .all
+    /// `linger.ms`: how long a batch waits for more records before it is sent.
+    public var lingerMs: Int = 5
+    /// `batch.size`: a batch is sent once its records reach this many bytes (before compression).
+    public var batchSize: Int = 64 * 1024
+    /// `compression.type`
+    public var compression: CompressionCodec = .none
+    /// `max.in.flight.requests.per.connection`
+    public var maxInFlightPerConnection: Int = 5
+    /// `delivery.timeout.ms`: give up on a record this long after `send`.
+    public var deliveryTimeoutMs: Int = 120_000
+    /// `buffer.memory`: bytes of records waiting to be sent; `send` waits while it is full.
+    public var bufferMemory: Int = 64 << 20
+    /// `max.block.ms`: how long `send` may wait for buffer space or for metadata.
+    public var maxBlockMs: Int = 60_000
+
+    public init(client: ClientConfig) { self.client = client }
+    public init(bootstrapServers: String) { self.init(client: ClientConfig(bootstrapServers: bootstrapServers)) }
+}
+
+/// A record to send. `partition == nil` lets the partitioner choose: murmur2 of the key, or a
+/// sticky partition for records without a key.
+public struct ProducerRecord: Sendable {
+    public var topic: String
+    public var partition: Int32?
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [RecordHeader]
+    /// Milliseconds since the epoch; nil means now.
+    public var timestamp: Int64?
+
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?, headers: [RecordHeader] = [], timestamp: Int64? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+
+    var estimatedSize: Int {
+        21 + (key?.count ?? 0) + (value?.count ?? 0) + headers.reduce(0) { $0 + 2 + $1.key.utf8.count + ($1.value?.count ?? 0) }
+    }
+}
+
+/// Where a record was written.
+public struct RecordMetadata: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    /// -1 with acks=0, when the broker says nothing.
+    public var offset: Int64
+    public var timestamp: Int64
+}
+
+struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
+    var topic: String
+    var partition: Int32
+    var description: String { "\(topic)/\(partition)" }
+}
+
+/// Sends records in batches per partition (linger, batch size), to each partition's leader, with
+/// several requests in flight per broker.
+///
+/// `send` waits for the broker's acknowledgement; `enqueue` only waits for buffer space, and its
+/// failures are reported by `flush`. Records of one partition are written in the order they were
+/// handed over while no retry happens.
+public final class KafkaProducer: Sendable {
+    public let config: ProducerConfig
+    let cluster: KafkaCluster
+    let logger: Logger
+
+    private struct PendingRecord {
+        var record: ProducerRecord
+        var timestamp: Int64
+        var completion: Completion?
+    }
+
+    /// Called once per record with its outcome, from whichever task handled the answer.
+    public typealias Completion = @Sendable (Result<RecordMetadata, KafkaError>) -> Void
+
+    private final class Batch: @unchecked Sendable {
+        // Only touched under the producer's lock, or by the single task sending it.
+        let partition: TopicPartition
+        var records: [PendingRecord] = []
+        var bytes = 0
+        let createdAt: UInt64
+        var attempts = 0
+        init(partition: TopicPartition, createdAt: UInt64) {
+            self.partition = partition
+            self.createdAt = createdAt
+        }
+    }
+
+    private struct State {
+        var open: [TopicPartition: Batch] = [:]
+        var ready: [TopicPartition: [Batch]] = [:]
+        var inFlightPerBroker: [Int32: Int] = [:]
+        var partitionCounts: [String: Int] = [:]
+        var sticky: [String: Int32] = [:]
+        var bufferedBytes = 0
+        var unackedRecords = 0
+        var flushWaiters: [CheckedContinuation<Void, Never>] = []
+        var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+        var failures: [(TopicPartition, KafkaError)] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let wake = Signal()
+    private let senderTask = Mutex<Task<Void, Never>?>(nil)
+
+    public init(config: ProducerConfig, logger: Logger = Logger(label: "kafkawire.producer")) {
+        self.config = config
+        self.logger = logger
+        cluster = KafkaCluster(config: config.client, logger: logger)
+        senderTask.withLock { $0 = Task { [self] in await self.runSender() } }
+    }
+
+    /// Sends one record and waits until the broker has it (per `acks`).
+    public func send(_ record: ProducerRecord) async throws(KafkaError) -> RecordMetadata {
+        let partition = try await choosePartition(record)
+        try await reserve(record.estimatedSize)
+        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<RecordMetadata, KafkaError>, Never>) in
+            append(record, to: partition) { c.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Sends records in the given order and waits for all their answers; one result per record.
+    public func send(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, KafkaError>] {
+        let results = Mutex([Result<RecordMetadata, KafkaError>?](repeating: nil, count: records.count))
+        let remaining = Mutex(records.count)
+        let done = Signal()
+        for (i, record) in records.enumerated() {
+            let completion: Completion = { result in
+                results.withLock { $0[i] = result }
+                if remaining.withLock({ $0 -= 1; return $0 == 0 }) { done.signal() }
+            }
+            do {
+                let partition = try await choosePartition(record)
+                try await reserve(record.estimatedSize)
+                append(record, to: partition, completion: completion)
+            } catch {
+                completion(.failure(error))
+            }
+        }
+        if !records.isEmpty { await done.wait(until: nil) }
+        return results.withLock { $0.map { $0! } }
+    }
+
+    /// Queues a record; `completion` is called with its outcome.
+    public func send(_ record: ProducerRecord, completion: @escaping Completion) async {
+        do {
+            let partition = try await choosePartition(record)
+            try await reserve(record.estimatedSize)
+            append(record, to: partition, completion: completion)
+        } catch {
+            completion(.failure(error))
+        }
+    }
+
+    /// Queues a record without waiting for its acknowledgement; `flush` reports failures.
+    public func enqueue(_ record: ProducerRecord) async throws(KafkaError) {
+        let partition = try await choosePartition(record)
+        try await reserve(record.estimatedSize)
+        append(record, to: partition, completion: nil)
+    }
+
+    /// The errors of enqueued records that failed, since the last flush.
+    public struct FlushError: Error, Sendable, CustomStringConvertible {
+        public var failedRecords: Int
+        public var firstError: KafkaError
+        public var description: String { "\(failedRecords) records failed; first: \(firstError)" }
+    }
+
+    /// Sends everything queued now, waits for every answer, and reports enqueued records that failed.
+    public func flush() async throws(FlushError) {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { s -> Bool in
+                if s.unackedRecords == 0 { return true }
+                for (tp, batch) in s.open { s.ready[tp, default: []].append(batch) }
+                s.open.removeAll()
+                s.flushWaiters.append(c)
+                return false
+            }
+            if done { c.resume() } else { wake.signal() }
+        }
+        let failures = state.withLock { s in
+            defer { s.failures.removeAll() }
+            return s.failures
+        }
+        if let first = failures.first { throw FlushError(failedRecords: failures.count, firstError: first.1) }
+    }
+
+    /// Delivers what is buffered (within `timeoutMs`), then closes connections. Records that could
+    /// not be delivered by then fail with `.closed`.
+    public func close(timeoutMs: Int = 30_000) async {
+        let flushed = Task { [self] in try? await self.flush() }
+        let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
+        while state.withLock({ $0.unackedRecords > 0 }) && monotonicNanos() < deadline {
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        flushed.cancel()
+        let (pending, waiters) = state.withLock { s -> ([Completion], [CheckedContinuation<Void, Never>]) in
+            s.closed = true
+            var pending: [Completion] = []
+            for b in s.open.values { pending += b.records.compactMap(\.completion) }
+            for bs in s.ready.values { for b in bs { pending += b.records.compactMap(\.completion) } }
+            s.open.removeAll()
+            s.ready.removeAll()
+            let w = s.flushWaiters + s.spaceWaiters
+            s.flushWaiters.removeAll()
+            s.spaceWaiters.removeAll()
+            return (pending, w)
+        }
+        for c in pending { c(.failure(.closed)) }
+        for w in waiters { w.resume() }
+        wake.signal()
+        let task = senderTask.withLock { $0 }
+        await task?.value
+        await cluster.close()
+    }
+
+    // MARK: Accumulating
+
+    private func choosePartition(_ record: ProducerRecord) async throws(KafkaError) -> TopicPartition {
+        if state.withLock({ $0.closed }) { throw .closed }
+        var count = state.withLock { $0.partitionCounts[record.topic] }
+        if count == nil {
+            let t = try await cluster.topic(record.topic)
+            count = t.partitions.count
+            state.withLock { $0.partitionCounts[record.topic] = t.partitions.count }
+        }
+        guard let count, count > 0 else { throw .unknownTopicOrPartition(topic: record.topic, partition: nil) }
+        if let p = record.partition {
+            guard p >= 0, Int(p) < count else { throw .unknownTopicOrPartition(topic: record.topic, partition: p) }
+            return TopicPartition(topic: record.topic, partition: p)
+        }
+        if let key = record.key {
+            return TopicPartition(topic: record.topic, partition: partitionForKey(key, partitionCount: count))
+        }
+        // Sticky partitioning (KIP-480): keyless records fill one partition's batch, then move on.
+        let p = state.withLock { s -> Int32 in
+            if let p = s.sticky[record.topic] { return p }
+            let p = Int32.random(in: 0..<Int32(count))
+            s.sticky[record.topic] = p
+            return p
+        }
+        return TopicPartition(topic: record.topic, partition: p)
+    }
+
+    private func reserve(_ size: Int) async throws(KafkaError) {
+        let deadline = monotonicNanos() + UInt64(config.maxBlockMs) * 1_000_000
+        while true {
+            let ok = state.withLock { s -> Bool? in
+                if s.closed { return nil }
+                // One record larger than the whole buffer still goes through alone.
+                if s.bufferedBytes + size <= config.bufferMemory || s.bufferedBytes == 0 {
+                    s.bufferedBytes += size
+                    return true
+                }
+                return false
+            }
+            guard let ok else { throw .closed }
+            if ok { return }
+            if monotonicNanos() >= deadline {
+                throw .timedOut("buffer.memory (\(config.bufferMemory) bytes) full for max.block.ms \(config.maxBlockMs)")
+            }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.closed || s.bufferedBytes + size <= config.bufferMemory { return true }
+                    s.spaceWaiters.append(c)
+                    return false
+                }
+                if now { c.resume() }
+            }
+        }
+    }
+
+    private func append(_ record: ProducerRecord, to tp: TopicPartition, completion: Completion?) {
+        let timestamp = record.timestamp ?? currentTimeMillis()
+        let size = record.estimatedSize
+        let becameReady = state.withLock { s -> Bool in
+            if s.closed {
+                completion?(.failure(.closed))
+                s.bufferedBytes -= size
+                return false
+            }
+            let batch: Batch
+            if let b = s.open[tp] {
+                batch = b
+            } else {
+                batch = Batch(partition: tp, createdAt: monotonicNanos())
+                s.open[tp] = batch
+            }
+            batch.records.append(PendingRecord(record: record, timestamp: timestamp, completion: completion))
+            batch.bytes += size
+            s.unackedRecords += 1
+            if batch.bytes >= config.batchSize {
+                s.open[tp] = nil
+                s.ready[tp, default: []].append(batch)
+                if record.key == nil && record.partition == nil { s.sticky[tp.topic] = nil }
+                return true
+            }
+            return batch.records.count == 1  // the sender must start this batch's linger clock
+        }
+        if becameReady { wake.signal() }
+    }
+
+    // MARK: Sending
+
+    private func runSender() async {
+        while true {
+            let (work, nextDeadline, stop) = collectReady()
+            if stop { return }
+            for (leader, batches) in work {
+                Task { await self.sendBatches(batches, to: leader) }
+            }
+            if work.isEmpty { await wake.wait(until: nextDeadline) }
+        }
+    }
+
+    /// Moves lingered batches to ready, then picks ready batches whose leader has room in flight.
+    private func collectReady() -> ([Int32: [Batch]], UInt64?, Bool) {
+        let now = monotonicNanos()
+        let linger = UInt64(config.lingerMs) * 1_000_000
+        return state.withLock { s in
+            if s.closed && s.ready.isEmpty && s.open.isEmpty && s.inFlightPerBroker.values.allSatisfy({ $0 == 0 }) {
+                return ([:], nil, true)
+            }
+            var nextDeadline: UInt64?
+            for (tp, batch) in s.open {
+                if batch.createdAt + linger <= now || !s.flushWaiters.isEmpty {
+                    s.open[tp] = nil
+                    s.ready[tp, default: []].append(batch)
+                    if s.sticky[tp.topic] == tp.partition { s.sticky[tp.topic] = nil }
+                } else {
+                    nextDeadline = min(nextDeadline ?? .max, batch.createdAt + linger)
+                }
+            }
+            // Group ready batches by leader; the leader cache is filled by the send tasks.
+            var work: [Int32: [Batch]] = [:]
+            for (tp, batches) in s.ready where !batches.isEmpty {
+                guard let leader = leaderCache.withLock({ $0[tp] }) else {
+                    work[-1, default: []].append(contentsOf: batches)  // leader unknown: resolve first
+                    s.ready[tp] = nil
+                    continue
+                }
+                let inFlight = s.inFlightPerBroker[leader, default: 0]
+                if inFlight >= config.maxInFlightPerConnection { continue }
+                work[leader, default: []].append(contentsOf: batches)
+                s.ready[tp] = nil
+            }
+            for leader in work.keys { s.inFlightPerBroker[leader, default: 0] += 1 }
+            return (work, nextDeadline, false)
+        }
+    }
+
+    private let leaderCache = Mutex<[TopicPartition: Int32]>([:])
+
+    private func sendBatches(_ batches: [Batch], to leader: Int32) async {
+        defer {
+            state.withLock { s in s.inFlightPerBroker[leader, default: 1] -= 1 }
+            wake.signal()
+        }
+        if leader < 0 {
+            // Resolve leaders, then hand the batches back to the sender.
+            for b in batches {
+                do {
+                    let l = try await cluster.leader(topic: b.partition.topic, partition: b.partition.partition)
+                    leaderCache.withLock { $0[b.partition] = l }
+                    requeue(b)
+                } catch {
+                    retryOrFail(b, error)
+                }
+            }
+            return
+        }
+        let connection: BrokerConnection
+        do {
+            connection = try await cluster.connection(to: leader)
+        } catch {
+            for b in batches { retryOrFail(b, error) }
+            return
+        }
+        var request = ProduceRequest()
+        request.acks = config.acks.rawValue
+        request.timeoutMs = Int32(clamping: config.client.requestTimeoutMs)
+        var byTopic: [String: [ProduceRequest.TopicProduceData.PartitionProduceData]] = [:]
+        var order: [String] = []
+        var encodedBatches: [Batch] = []
+        for b in batches {
+            let encoded: [UInt8]
+            do {
+                encoded = try encode(b)
+            } catch {
+                retryOrFail(b, .recordEncoding(error))
+                continue
+            }
+            encodedBatches.append(b)
+            if byTopic[b.partition.topic] == nil { order.append(b.partition.topic) }
+            byTopic[b.partition.topic, default: []].append(.init(index: b.partition.partition, records: encoded))
+        }
+        let batches = encodedBatches
+        if batches.isEmpty { return }
+        request.topicData = order.map { .init(name: $0, partitionData: byTopic[$0]!) }
+
+        if config.acks == .none {
+            do {
+                try await connection.sendWithoutResponse(request)
+                for b in batches { complete(b, baseOffset: -1, logAppendTime: -1) }
+            } catch {
+                await cluster.connectionFailed(connection)
+                for b in batches { retryOrFail(b, error) }
+            }
+            return
+        }
+        let response: ProduceResponse
+        do {
+            response = try await connection.send(request)
+        } catch {
+            if case .network = error { await cluster.connectionFailed(connection) }
+            for b in batches { retryOrFail(b, error) }
+            return
+        }
+        var answered: [TopicPartition: ProduceResponse.TopicProduceResponse.PartitionProduceResponse] = [:]
+        for t in response.responses {
+            for p in t.partitionResponses { answered[TopicPartition(topic: t.name, partition: p.index)] = p }
+        }
+        for b in batches {
+            guard let p = answered[b.partition] else {
+                retryOrFail(b, .malformedResponse(connection.address, apiKey: ApiKey.produce.rawValue, "no answer for \(b.partition)"))
+                continue
+            }
+            let code = KafkaErrorCode(rawValue: p.errorCode)
+            if code == .none {
+                complete(b, baseOffset: p.baseOffset, logAppendTime: p.logAppendTimeMs)
+            } else {
+                retryOrFail(b, .broker(code, context: "produce to \(b.partition)\(p.errorMessage.map { ": \($0)" } ?? "")"))
+            }
+        }
+    }
+
+    private func encode(_ b: Batch) throws(RecordEncodingError) -> [UInt8] {
+        var builder = RecordBatchBuilder(compression: config.compression, initialCapacity: b.bytes + RecordBatchBuilder.headerSize)
+        for r in b.records {
+            builder.append(key: r.record.key, value: r.record.value, headers: r.record.headers, timestamp: r.timestamp)
+        }
+        return try builder.finish()
+    }
+
+    private func complete(_ b: Batch, baseOffset: Int64, logAppendTime: Int64) {
+        var freed = 0
+        for (i, r) in b.records.enumerated() {
+            freed += r.record.estimatedSize
+            r.completion?(.success(RecordMetadata(
+                topic: b.partition.topic, partition: b.partition.partition,
+                offset: baseOffset < 0 ? -1 : baseOffset + Int64(i),
+                timestamp: logAppendTime >= 0 ? logAppendTime : r.timestamp)))
+        }
+        finish(records: b.records.count, bytes: freed)
+    }
+
+    private func retryOrFail(_ b: Batch, _ error: KafkaError) {
+        b.attempts += 1
+        let expired = monotonicNanos() > b.createdAt + UInt64(config.deliveryTimeoutMs) * 1_000_000
+        if error.invalidatesMetadata {
+            leaderCache.withLock { $0[b.partition] = nil }
+            Task { await cluster.invalidateMetadata() }
+        }
+        if error.isRetriable && !expired && !state.withLock({ $0.closed }) {
+            logger.debug("retrying batch", metadata: ["partition": "\(b.partition)", "error": "\(error)", "attempt": "\(b.attempts)"])
+            let backoff = UInt64(config.client.retryBackoffMs) * 1_000_000
+            Task {
+                try? await Task.sleep(nanoseconds: backoff)
+                self.requeue(b)
+            }
+            return
+        }
+        logger.warning("batch failed", metadata: ["partition": "\(b.partition)", "error": "\(error)", "records": "\(b.records.count)"])
+        var freed = 0
+        var failedWithoutWaiter = 0
+        for r in b.records {
+            freed += r.record.estimatedSize
+            if let c = r.completion { c(.failure(error)) } else { failedWithoutWaiter += 1 }
+        }
+        state.withLock { s in
+            for _ in 0..<failedWithoutWaiter { s.failures.append((b.partition, error)) }
+        }
+        finish(records: b.records.count, bytes: freed)
+    }
+
+    /// Puts a batch back at the front of its partition's queue, keeping record order.
+    private func requeue(_ b: Batch) {
+        state.withLock { s in s.ready[b.partition, default: []].insert(b, at: 0) }
+        wake.signal()
+    }
+
+    private func finish(records: Int, bytes: Int) {
+        let (flushed, space) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [CheckedContinuation<Void, Never>]) in
+            s.unackedRecords -= records
+            s.bufferedBytes -= bytes
+            let f = s.unackedRecords == 0 ? s.flushWaiters : []
+            if s.unackedRecords == 0 { s.flushWaiters.removeAll() }
+            let w = s.spaceWaiters
+            s.spaceWaiters.removeAll()
+            return (f, w)
+        }
+        for c in flushed { c.resume() }
+        for c in space { c.resume() }
+    }
+}
+
+func currentTimeMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}

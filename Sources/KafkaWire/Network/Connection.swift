@@ -1,0 +1,396 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Why a connection or a request on it failed.
+public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
+    case resolveFailed(BrokerAddress, String)
+    case connectFailed(BrokerAddress, String)
+    case connectTimedOut(BrokerAddress, timeoutMs: Int)
+    case socketFailed(String)
+    /// The peer closed the connection, or a read/write failed.
+    case connectionLost(BrokerAddress, String)
+    case requestTimedOut(BrokerAddress, apiKey: Int16, timeoutMs: Int)
+    /// The peer sent something that is not a Kafka frame (bad size prefix, wrong correlation id...).
+    case protocolViolation(BrokerAddress, String)
+    case closed(BrokerAddress)
+
+    public var description: String {
+        switch self {
+        case let .resolveFailed(a, why): "cannot resolve \(a): \(why)"
+        case let .connectFailed(a, why): "cannot connect to \(a): \(why)"
+        case let .connectTimedOut(a, ms): "connecting to \(a) timed out after \(ms) ms"
+        case let .socketFailed(why): "socket error: \(why)"
+        case let .connectionLost(a, why): "connection to \(a) lost: \(why)"
+        case let .requestTimedOut(a, key, ms):
+            "\(ApiKey(rawValue: key)?.name ?? "api \(key)") request to \(a) timed out after \(ms) ms"
+        case let .protocolViolation(a, why): "protocol violation from \(a): \(why)"
+        case let .closed(a): "connection to \(a) is closed"
+        }
+    }
+
+    /// Whether trying again on a new connection may succeed.
+    public var isRetriable: Bool {
+        switch self {
+        case .resolveFailed, .socketFailed: false
+        default: true
+        }
+    }
+}
+
+@inline(__always) func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// One TCP connection to a broker, with any number of requests in flight.
+///
+/// Kafka answers the requests of one connection in order, so in-flight requests form a FIFO and each
+/// response must carry the correlation id at its head; anything else means the stream is corrupt
+/// and the connection is closed, failing everything in flight with a typed error.
+///
+/// A dedicated I/O thread polls the socket (and a wake-up pipe) and completes continuations; callers
+/// write directly when nothing is queued, so an idle connection costs no thread hop to send.
+public final class Connection: Sendable {
+    public let address: BrokerAddress
+    let maxFrameBytes: Int
+
+    private struct Pending {
+        var correlationId: Int32
+        var apiKey: Int16
+        var continuation: CheckedContinuation<[UInt8], any Error>?
+        var deadline: UInt64
+        var timeoutMs: Int
+    }
+
+    private struct State {
+        var outbound: [UInt8] = []
+        var outboundStart = 0
+        var inFlight: [Pending] = []
+        var inFlightHead = 0
+        var closedReason: NetworkError?
+        var threadDone: CheckedContinuation<Void, Never>?
+        var threadExited = false
+    }
+
+    private let socket: Socket
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let state: Mutex<State>
+
+    private init(address: BrokerAddress, socket: Socket, wakeRead: Int32, wakeWrite: Int32, maxFrameBytes: Int) {
+        self.address = address
+        self.socket = socket
+        self.wakeRead = wakeRead
+        self.wakeWrite = wakeWrite
+        self.maxFrameBytes = maxFrameBytes
+        state = Mutex(State())
+    }
+
+    /// Connects (name resolution and the TCP handshake run on a fresh thread, not on the caller's).
+    public static func connect(
+        to address: BrokerAddress, timeoutMs: Int, maxFrameBytes: Int = 256 << 20
+    ) async throws -> Connection {
+        let socket = try await runOnThread { () throws(NetworkError) -> Socket in
+            try Socket.connect(to: address, timeoutMs: timeoutMs)
+        }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            socket.close()
+            throw NetworkError.socketFailed(Socket.errnoDescription())
+        }
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
+        let connection = Connection(
+            address: address, socket: socket, wakeRead: fds[0], wakeWrite: fds[1], maxFrameBytes: maxFrameBytes)
+        startThread { connection.ioLoop() }
+        return connection
+    }
+
+    public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
+    public var inFlightCount: Int { state.withLock { $0.inFlight.count - $0.inFlightHead } }
+
+    /// Sends one framed request (`frame` must begin with a 4-byte size placeholder, patched here)
+    /// and returns the response frame (header and body, without the size prefix).
+    /// With `expectsResponse == false` (Produce with acks=0) it returns `[]` once the bytes are queued.
+    public func send(
+        frame: [UInt8], correlationId: Int32, apiKey: Int16, timeoutMs: Int, expectsResponse: Bool = true
+    ) async throws -> [UInt8] {
+        var frame = frame
+        let size = UInt32(frame.count - 4)
+        frame[0] = UInt8(truncatingIfNeeded: size >> 24)
+        frame[1] = UInt8(truncatingIfNeeded: size >> 16)
+        frame[2] = UInt8(truncatingIfNeeded: size >> 8)
+        frame[3] = UInt8(truncatingIfNeeded: size)
+
+        if !expectsResponse {
+            if let error = enqueue(frame, pending: nil) { throw error }
+            return []
+        }
+        let deadline = monotonicNanos() + UInt64(max(timeoutMs, 0)) * 1_000_000
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], any Error>) in
+                let p = Pending(correlationId: correlationId, apiKey: apiKey, continuation: c, deadline: deadline, timeoutMs: timeoutMs)
+                if let error = enqueue(frame, pending: p) { c.resume(throwing: error) }
+            }
+        } onCancel: {
+            // The response will still arrive and must be read to keep the stream aligned: only the
+            // waiter is released.
+            let c = state.withLock { s -> CheckedContinuation<[UInt8], any Error>? in
+                guard let i = s.inFlight[s.inFlightHead...].firstIndex(where: { $0.correlationId == correlationId }) else { return nil }
+                defer { s.inFlight[i].continuation = nil }
+                return s.inFlight[i].continuation
+            }
+            c?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Queues bytes, writing straight to the socket when nothing else is queued.
+    private func enqueue(_ frame: [UInt8], pending: Pending?) -> NetworkError? {
+        // The I/O thread sleeps without a deadline when nothing is in flight: wake it so it starts
+        // watching this request's deadline, or the socket for writability.
+        let error: NetworkError? = state.withLock { s in
+            if let reason = s.closedReason { return reason }
+            if let pending { s.inFlight.append(pending) }
+            if s.outbound.count == s.outboundStart {
+                let written = frame.withUnsafeBytes { write(socket.fd, $0.baseAddress, $0.count) }
+                if written == frame.count {
+                    if pending != nil && s.inFlight.count - s.inFlightHead == 1 { wakeLocked(s) }
+                    return nil
+                }
+                if written < 0 && errno != EAGAIN && errno != EWOULDBLOCK {
+                    // Leave the failure to the I/O thread, which owns closing.
+                    s.outbound.append(contentsOf: frame)
+                } else {
+                    s.outbound.append(contentsOf: frame[max(written, 0)...])
+                }
+                wakeLocked(s)
+            } else {
+                s.outbound.append(contentsOf: frame)
+            }
+            return nil
+        }
+        return error
+    }
+
+    /// Wakes the I/O thread. The pipe is closed by that thread under the same lock, so a wake-up
+    /// can never write into a descriptor number that has since been reused.
+    private func signalWake() {
+        state.withLock { s in wakeLocked(s) }
+    }
+
+    private func wakeLocked(_ s: borrowing State) {
+        guard !s.threadExited else { return }
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)
+    }
+
+    /// Fails everything in flight and closes; returns once the I/O thread has released the socket.
+    public func close() async {
+        shutdown(reason: .closed(address))
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.threadExited { return true }
+                s.threadDone = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    /// Marks the connection closed and fails all waiters; the I/O thread then exits and closes fds.
+    func shutdown(reason: NetworkError) {
+        let waiters = state.withLock { s -> [CheckedContinuation<[UInt8], any Error>] in
+            if s.closedReason == nil { s.closedReason = reason }
+            let w = s.inFlight[s.inFlightHead...].compactMap(\.continuation)
+            s.inFlight.removeAll()
+            s.inFlightHead = 0
+            s.outbound.removeAll()
+            s.outboundStart = 0
+            wakeLocked(s)
+            return w
+        }
+        for w in waiters { w.resume(throwing: reason) }
+    }
+
+    // MARK: I/O thread
+
+    private func ioLoop() {
+        var inbound: [UInt8] = []
+        inbound.reserveCapacity(1 << 16)
+        let chunk = 1 << 18
+        var scratch = [UInt8](repeating: 0, count: chunk)
+        var drain = [UInt8](repeating: 0, count: 64)
+
+        loop: while true {
+            let (closed, wantWrite, nextDeadline) = state.withLock { s in
+                (s.closedReason != nil, s.outbound.count > s.outboundStart,
+                 s.inFlight[s.inFlightHead...].lazy.map(\.deadline).min())
+            }
+            if closed { break }
+            var timeout: Int32 = -1
+            if let d = nextDeadline {
+                let now = monotonicNanos()
+                timeout = d <= now ? 0 : Int32(clamping: (d - now) / 1_000_000 + 1)
+            }
+            var fds = [
+                pollfd(fd: socket.fd, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0),
+                pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+            ]
+            let n = poll(&fds, 2, timeout)
+            if n < 0 {
+                if errno == EINTR { continue }
+                shutdown(reason: .socketFailed(Socket.errnoDescription()))
+                break
+            }
+            if fds[1].revents != 0 { while read(wakeRead, &drain, drain.count) > 0 {} }
+
+            if fds[0].revents & Int16(POLLOUT) != 0 {
+                if let error = flushOutbound() { shutdown(reason: error); break }
+            }
+            if fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+                // Read everything available now, then hand out complete frames.
+                while true {
+                    let got = scratch.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, chunk, 0) }
+                    if got > 0 {
+                        inbound.append(contentsOf: scratch[0..<got])
+                        if got < chunk { break }
+                    } else if got == 0 {
+                        shutdown(reason: .connectionLost(address, "closed by peer"))
+                        break loop
+                    } else {
+                        if errno == EINTR { continue }
+                        if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                        shutdown(reason: .connectionLost(address, Socket.errnoDescription()))
+                        break loop
+                    }
+                }
+                if let error = dispatchFrames(&inbound) { shutdown(reason: error); break }
+            }
+            if let expired = expiredRequest() {
+                shutdown(reason: .requestTimedOut(address, apiKey: expired.apiKey, timeoutMs: expired.timeoutMs))
+                break
+            }
+        }
+        let done = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            socket.close()
+            _ = closeDescriptor(wakeRead)
+            _ = closeDescriptor(wakeWrite)
+            s.threadExited = true
+            defer { s.threadDone = nil }
+            return s.threadDone
+        }
+        done?.resume()
+    }
+
+    private func flushOutbound() -> NetworkError? {
+        state.withLock { s in
+            while s.outbound.count > s.outboundStart {
+                let written = s.outbound.withUnsafeBytes {
+                    write(socket.fd, $0.baseAddress! + s.outboundStart, $0.count - s.outboundStart)
+                }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+                    return .connectionLost(address, Socket.errnoDescription())
+                }
+                s.outboundStart += written
+            }
+            s.outbound.removeAll(keepingCapacity: s.outbound.capacity <= 1 << 20)
+            s.outboundStart = 0
+            return nil
+        }
+    }
+
+    /// Splits complete frames off `inbound` and completes their waiters in order.
+    private func dispatchFrames(_ inbound: inout [UInt8]) -> NetworkError? {
+        var consumed = 0
+        var completions: [(CheckedContinuation<[UInt8], any Error>, [UInt8])] = []
+        var failure: NetworkError?
+        while inbound.count - consumed >= 4 {
+            let size = Int(Int32(bitPattern:
+                UInt32(inbound[consumed]) << 24 | UInt32(inbound[consumed + 1]) << 16
+                | UInt32(inbound[consumed + 2]) << 8 | UInt32(inbound[consumed + 3])))
+            guard size >= 4, size <= maxFrameBytes else {
+                failure = .protocolViolation(address, "response size \(size) outside 4...\(maxFrameBytes)")
+                break
+            }
+            guard inbound.count - consumed - 4 >= size else { break }
+            let frame = Array(inbound[consumed + 4..<consumed + 4 + size])
+            consumed += 4 + size
+            let correlationId = Int32(bitPattern:
+                UInt32(frame[0]) << 24 | UInt32(frame[1]) << 16 | UInt32(frame[2]) << 8 | UInt32(frame[3]))
+            let waiter = state.withLock { s -> Result<CheckedContinuation<[UInt8], any Error>?, NetworkError> in
+                guard s.inFlightHead < s.inFlight.count else {
+                    return .failure(.protocolViolation(address, "response with correlation id \(correlationId) but nothing in flight"))
+                }
+                let head = s.inFlight[s.inFlightHead]
+                guard head.correlationId == correlationId else {
+                    return .failure(.protocolViolation(address, "expected correlation id \(head.correlationId), got \(correlationId)"))
+                }
+                s.inFlightHead += 1
+                if s.inFlightHead == s.inFlight.count {
+                    s.inFlight.removeAll(keepingCapacity: true)
+                    s.inFlightHead = 0
+                } else if s.inFlightHead > 1024 {
+                    s.inFlight.removeFirst(s.inFlightHead)
+                    s.inFlightHead = 0
+                }
+                return .success(head.continuation)
+            }
+            switch waiter {
+            case let .success(c): if let c { completions.append((c, frame)) }
+            case let .failure(e): failure = e
+            }
+            if failure != nil { break }
+        }
+        if consumed > 0 { inbound.removeFirst(consumed) }
+        for (c, frame) in completions { c.resume(returning: frame) }
+        return failure
+    }
+
+    private func expiredRequest() -> Pending? {
+        let now = monotonicNanos()
+        return state.withLock { s in s.inFlight[s.inFlightHead...].first { $0.deadline <= now } }
+    }
+}
+
+// MARK: Threads
+
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// Starts a detached POSIX thread (the I/O loops block in poll, so they must not use the
+/// cooperative pool).
+func startThread(_ body: @escaping @Sendable () -> Void) {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var attr = pthread_attr_t()
+    pthread_attr_init(&attr)
+    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+    var tid = pthread_t()
+    let rc = pthread_create(&tid, &attr, { arg in
+        let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        body.run()
+        return nil
+    }, box)
+    pthread_attr_destroy(&attr)
+    if rc != 0 {
+        // Out of threads: run inline rather than lose the work.
+        Unmanaged<ThreadBody>.fromOpaque(box).takeRetainedValue().run()
+    }
+}
+
+/// Runs blocking work (name resolution, connect) on its own thread and awaits its result.
+func runOnThread<T: Sendable>(_ work: @escaping @Sendable () throws(NetworkError) -> T) async throws(NetworkError) -> T {
+    let result: Result<T, NetworkError> = await withCheckedContinuation { c in
+        startThread {
+            do throws(NetworkError) { c.resume(returning: .success(try work())) } catch { c.resume(returning: .failure(error)) }
+        }
+    }
+    return try result.get()
+}

@@ -1,0 +1,130 @@
+// Drives KafkaWire from the interop tests (tests_interop/), speaking JSON lines with base64 bytes so
+// that binary keys, values and headers cross the process boundary exactly.
+//
+//   kafkawire-interop produce -b HOST:PORT -t TOPIC [-z CODEC] [--acks 0|1|all] < records.jsonl
+//       input:  {"key": b64|null, "value": b64|null, "headers": [[name, b64|null]], "partition": n?, "timestamp": ms?}
+//       output: {"partition": n, "offset": n} per record, in input order
+//   kafkawire-interop consume -b HOST:PORT -t TOPIC -c COUNT [-p PARTITION] [-o beginning|end|OFFSET]
+//       output: {"partition", "offset", "timestamp", "key", "value", "headers"} per record
+import Foundation
+import KafkaWire
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func flags(_ args: ArraySlice<String>) throws -> [String: String] {
+    var out: [String: String] = [:]
+    var i = args.startIndex
+    while i < args.endIndex {
+        let name = args[i]
+        guard name.hasPrefix("-"), i + 1 < args.endIndex else { throw Failure("expected -flag value at \(name)") }
+        out[name] = args[i + 1]
+        i += 2
+    }
+    return out
+}
+
+func b64(_ bytes: [UInt8]?) -> Any { bytes.map { Data($0).base64EncodedString() } ?? NSNull() }
+func unb64(_ any: Any?) throws -> [UInt8]? {
+    guard let any, !(any is NSNull) else { return nil }
+    guard let s = any as? String, let d = Data(base64Encoded: s) else { throw Failure("bad base64 \(any)") }
+    return Array(d)
+}
+
+func emit(_ object: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}
+
+@main
+struct Interop {
+    static func main() async {
+        let args = CommandLine.arguments
+        do {
+            guard args.count >= 2 else { throw Failure("usage: kafkawire-interop produce|consume ...") }
+            let f = try flags(args.dropFirst(2))
+            guard let bootstrap = f["-b"], let topic = f["-t"] else { throw Failure("-b and -t are required") }
+            switch args[1] {
+            case "produce": try await produce(bootstrap, topic, f)
+            case "consume": try await consume(bootstrap, topic, f)
+            default: throw Failure("unknown command \(args[1])")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("kafkawire-interop: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func produce(_ bootstrap: String, _ topic: String, _ f: [String: String]) async throws {
+        var config = ProducerConfig(bootstrapServers: bootstrap)
+        if let z = f["-z"] {
+            guard let c = CompressionCodec.allCases.first(where: { "\($0)" == z }) else { throw Failure("unknown codec \(z)") }
+            config.compression = c
+        }
+        switch f["--acks"] ?? "all" {
+        case "0": config.acks = .none
+        case "1": config.acks = .leader
+        case "all", "-1": config.acks = .all
+        case let other: throw Failure("bad --acks \(other)")
+        }
+        let input = FileHandle.standardInput.readDataToEndOfFile()
+        var records: [ProducerRecord] = []
+        for line in input.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            guard let o = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { throw Failure("bad line") }
+            let headers = try ((o["headers"] as? [[Any]]) ?? []).map { pair in
+                guard pair.count == 2, let name = pair[0] as? String else { throw Failure("bad header \(pair)") }
+                return RecordHeader(key: name, value: try unb64(pair[1]))
+            }
+            records.append(ProducerRecord(
+                topic: topic, partition: (o["partition"] as? Int).map(Int32.init), key: try unb64(o["key"]),
+                value: try unb64(o["value"]), headers: headers, timestamp: (o["timestamp"] as? Int).map(Int64.init)))
+        }
+        let producer = KafkaProducer(config: config)
+        let results = await producer.send(records)
+        await producer.close()
+        var failed = 0
+        for r in results {
+            switch r {
+            case let .success(m): try emit(["partition": Int(m.partition), "offset": Int(m.offset)])
+            case let .failure(e):
+                failed += 1
+                try emit(["error": "\(e)"])
+            }
+        }
+        if failed > 0 { throw Failure("\(failed) records failed") }
+    }
+
+    static func consume(_ bootstrap: String, _ topic: String, _ f: [String: String]) async throws {
+        guard let count = f["-c"].flatMap(Int.init) else { throw Failure("-c COUNT is required") }
+        var config = ConsumerConfig(bootstrapServers: bootstrap)
+        config.fetchMaxWaitMs = 100
+        let start: StartOffset = switch f["-o"] ?? "beginning" {
+        case "beginning": .earliest
+        case "end": .latest
+        case let o: .offset(Int64(o) ?? 0)
+        }
+        let consumer = KafkaConsumer(config: config)
+        try await consumer.assign(topic: topic, partitions: f["-p"].flatMap(Int32.init).map { [$0] }, from: start)
+        let timeout = Task {
+            try await Task.sleep(nanoseconds: UInt64(Int(f["--timeout-ms"] ?? "30000") ?? 30000) * 1_000_000)
+            await consumer.close()
+        }
+        var seen = 0
+        if count > 0 {
+            for try await r in consumer.records {
+                try emit([
+                    "partition": Int(r.partition), "offset": Int(r.offset), "timestamp": Int(r.timestamp),
+                    "key": b64(r.key), "value": b64(r.value),
+                    "headers": r.headers.map { [$0.key, b64($0.value)] },
+                ])
+                seen += 1
+                if seen == count { break }
+            }
+        }
+        timeout.cancel()
+        await consumer.close()
+        if seen < count { throw Failure("timed out after \(seen) of \(count) records") }
+    }
+}
