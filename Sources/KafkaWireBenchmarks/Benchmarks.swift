@@ -154,6 +154,10 @@ struct Bench {
             case "crc": crcBench()
             case "produce": try await produceBench(args)
             case "consume": try await consumeBench(args)
+            case "create-topic":
+                let admin = KafkaAdmin(config: ClientConfig(bootstrapServers: try flagValue(args, "-b")))
+                try await admin.createTopics([.init(name: try flagValue(args, "-t"), partitions: Int32(try flagValue(args, "-P", "1"))!)])
+                await admin.close()
             default: throw BenchError(description: "usage: kafkawire-bench codec|crc|produce|consume ...")
             }
         } catch {
