@@ -11,4 +11,7 @@ uint32_t kw_crc32c_portable(uint32_t crc, const void *data, size_t length);
 /// 1 when the hardware path is in use.
 int kw_crc32c_hardware(void);
 
+/// Names the calling thread (at most 15 bytes are kept), for ps, top and debuggers.
+void kw_set_thread_name(const char *name);
+
 #endif

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKafkaSupport
 import Synchronization
 
 /// Why a connection or a request on it failed.
@@ -106,7 +107,8 @@ public final class Connection: Sendable {
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
         let connection = Connection(
             address: address, socket: socket, wakeRead: fds[0], wakeWrite: fds[1], maxFrameBytes: maxFrameBytes)
-        startThread { connection.ioLoop() }
+        // Named after the broker port so that tools (and tests) can tell whose thread it is.
+        startThread(name: "kw-io:\(address.port)") { connection.ioLoop() }
         return connection
     }
 
@@ -367,8 +369,11 @@ private final class ThreadBody {
 
 /// Starts a detached POSIX thread (the I/O loops block in poll, so they must not use the
 /// cooperative pool).
-func startThread(_ body: @escaping @Sendable () -> Void) {
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+func startThread(name: String? = nil, _ body: @escaping @Sendable () -> Void) {
+    let box = Unmanaged.passRetained(ThreadBody {
+        if let name { kw_set_thread_name(name) }
+        body()
+    }).toOpaque()
     var attr = pthread_attr_t()
     pthread_attr_init(&attr)
     pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
