@@ -55,5 +55,6 @@ let package = Package(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
         .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
+        .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )

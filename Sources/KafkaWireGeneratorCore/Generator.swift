@@ -106,7 +106,9 @@ public struct Generator {
             }
             files.append(GeneratedFile(kind: .messages, name: g.file + ".swift", contents: w.text))
         }
-        files.append(GeneratedFile(kind: .messages, name: ApiKeysEmitter.fileName, contents: ApiKeysEmitter.render(all)))
+        let generatedRequests = groups.flatMap(\.specs).filter(\.isRequest)
+        files.append(GeneratedFile(
+            kind: .messages, name: ApiKeysEmitter.fileName, contents: ApiKeysEmitter.render(all, generated: generatedRequests)))
         files.append(GeneratedFile(kind: .messages, name: SupportEmitter.fileName, contents: SupportEmitter.source))
 
         let (entries, source) = try errorTable()

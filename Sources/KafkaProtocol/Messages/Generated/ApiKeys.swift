@@ -191,4 +191,127 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     public static func name(for rawValue: Int16) -> String {
         ApiKey(rawValue: rawValue)?.name ?? "Unknown(\(rawValue))"
     }
+
+    /// The generated request type of this API (its `Response` is the response type), or nil if this API's messages are not generated.
+    public var requestType: (any KafkaRequest.Type)? {
+        switch self {
+        case .produce: ProduceRequest.self
+        case .fetch: FetchRequest.self
+        case .listOffsets: ListOffsetsRequest.self
+        case .metadata: MetadataRequest.self
+        case .offsetCommit: OffsetCommitRequest.self
+        case .offsetFetch: OffsetFetchRequest.self
+        case .findCoordinator: FindCoordinatorRequest.self
+        case .joinGroup: JoinGroupRequest.self
+        case .heartbeat: HeartbeatRequest.self
+        case .leaveGroup: LeaveGroupRequest.self
+        case .syncGroup: SyncGroupRequest.self
+        case .describeGroups: DescribeGroupsRequest.self
+        case .listGroups: ListGroupsRequest.self
+        case .saslHandshake: SaslHandshakeRequest.self
+        case .apiVersions: ApiVersionsRequest.self
+        case .createTopics: CreateTopicsRequest.self
+        case .deleteTopics: DeleteTopicsRequest.self
+        case .deleteRecords: DeleteRecordsRequest.self
+        case .initProducerId: InitProducerIdRequest.self
+        case .offsetForLeaderEpoch: OffsetForLeaderEpochRequest.self
+        case .addPartitionsToTxn: AddPartitionsToTxnRequest.self
+        case .addOffsetsToTxn: AddOffsetsToTxnRequest.self
+        case .endTxn: EndTxnRequest.self
+        case .txnOffsetCommit: TxnOffsetCommitRequest.self
+        case .describeConfigs: DescribeConfigsRequest.self
+        case .alterConfigs: AlterConfigsRequest.self
+        case .saslAuthenticate: SaslAuthenticateRequest.self
+        case .createPartitions: CreatePartitionsRequest.self
+        case .deleteGroups: DeleteGroupsRequest.self
+        case .incrementalAlterConfigs: IncrementalAlterConfigsRequest.self
+        case .offsetDelete: OffsetDeleteRequest.self
+        case .describeCluster: DescribeClusterRequest.self
+        case .describeProducers: DescribeProducersRequest.self
+        case .consumerGroupHeartbeat: ConsumerGroupHeartbeatRequest.self
+        case .consumerGroupDescribe: ConsumerGroupDescribeRequest.self
+        default: nil
+        }
+    }
+
+    /// The generated response type of this API, or nil if this API's messages are not generated.
+    public var responseType: (any KafkaResponse.Type)? {
+        switch self {
+        case .produce: ProduceResponse.self
+        case .fetch: FetchResponse.self
+        case .listOffsets: ListOffsetsResponse.self
+        case .metadata: MetadataResponse.self
+        case .offsetCommit: OffsetCommitResponse.self
+        case .offsetFetch: OffsetFetchResponse.self
+        case .findCoordinator: FindCoordinatorResponse.self
+        case .joinGroup: JoinGroupResponse.self
+        case .heartbeat: HeartbeatResponse.self
+        case .leaveGroup: LeaveGroupResponse.self
+        case .syncGroup: SyncGroupResponse.self
+        case .describeGroups: DescribeGroupsResponse.self
+        case .listGroups: ListGroupsResponse.self
+        case .saslHandshake: SaslHandshakeResponse.self
+        case .apiVersions: ApiVersionsResponse.self
+        case .createTopics: CreateTopicsResponse.self
+        case .deleteTopics: DeleteTopicsResponse.self
+        case .deleteRecords: DeleteRecordsResponse.self
+        case .initProducerId: InitProducerIdResponse.self
+        case .offsetForLeaderEpoch: OffsetForLeaderEpochResponse.self
+        case .addPartitionsToTxn: AddPartitionsToTxnResponse.self
+        case .addOffsetsToTxn: AddOffsetsToTxnResponse.self
+        case .endTxn: EndTxnResponse.self
+        case .txnOffsetCommit: TxnOffsetCommitResponse.self
+        case .describeConfigs: DescribeConfigsResponse.self
+        case .alterConfigs: AlterConfigsResponse.self
+        case .saslAuthenticate: SaslAuthenticateResponse.self
+        case .createPartitions: CreatePartitionsResponse.self
+        case .deleteGroups: DeleteGroupsResponse.self
+        case .incrementalAlterConfigs: IncrementalAlterConfigsResponse.self
+        case .offsetDelete: OffsetDeleteResponse.self
+        case .describeCluster: DescribeClusterResponse.self
+        case .describeProducers: DescribeProducersResponse.self
+        case .consumerGroupHeartbeat: ConsumerGroupHeartbeatResponse.self
+        case .consumerGroupDescribe: ConsumerGroupDescribeResponse.self
+        default: nil
+        }
+    }
 }
+
+/// The request types of every generated API, by API key.
+public let allRequestTypes: [any KafkaRequest.Type] = [
+    ProduceRequest.self,
+    FetchRequest.self,
+    ListOffsetsRequest.self,
+    MetadataRequest.self,
+    OffsetCommitRequest.self,
+    OffsetFetchRequest.self,
+    FindCoordinatorRequest.self,
+    JoinGroupRequest.self,
+    HeartbeatRequest.self,
+    LeaveGroupRequest.self,
+    SyncGroupRequest.self,
+    DescribeGroupsRequest.self,
+    ListGroupsRequest.self,
+    SaslHandshakeRequest.self,
+    ApiVersionsRequest.self,
+    CreateTopicsRequest.self,
+    DeleteTopicsRequest.self,
+    DeleteRecordsRequest.self,
+    InitProducerIdRequest.self,
+    OffsetForLeaderEpochRequest.self,
+    AddPartitionsToTxnRequest.self,
+    AddOffsetsToTxnRequest.self,
+    EndTxnRequest.self,
+    TxnOffsetCommitRequest.self,
+    DescribeConfigsRequest.self,
+    AlterConfigsRequest.self,
+    SaslAuthenticateRequest.self,
+    CreatePartitionsRequest.self,
+    DeleteGroupsRequest.self,
+    IncrementalAlterConfigsRequest.self,
+    OffsetDeleteRequest.self,
+    DescribeClusterRequest.self,
+    DescribeProducersRequest.self,
+    ConsumerGroupHeartbeatRequest.self,
+    ConsumerGroupDescribeRequest.self,
+]
