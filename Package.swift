@@ -37,7 +37,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "KafkaWire",
-            dependencies: ["KafkaProtocol", "KafkaRecords", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.

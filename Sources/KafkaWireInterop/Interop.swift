@@ -6,6 +6,12 @@
 //       output: {"partition": n, "offset": n} per record, in input order
 //   kafkawire-interop consume -b HOST:PORT -t TOPIC -c COUNT [-p PARTITION] [-o beginning|end|OFFSET]
 //       output: {"partition", "offset", "timestamp", "key", "value", "headers"} per record
+//   kafkawire-interop group -b HOST:PORT -t TOPIC[,TOPIC] -g GROUP [-a range,cooperative-sticky]
+//       [--instance-id ID] [--session-ms 6000] [--heartbeat-ms 500] [-c COUNT] [--commit auto|each]
+//       [--reset earliest|latest]
+//       a group member: prints {"event": "assigned"|"revoked"|"lost", "partitions": [[topic, p]]} and
+//       {"topic", "partition", "offset", "value"} lines; SIGTERM closes it gracefully (commit, leave),
+//       SIGKILL is a crash; exits after COUNT records if given.
 import Foundation
 import KafkaWire
 
@@ -49,6 +55,7 @@ struct Interop {
             switch args[1] {
             case "produce": try await produce(bootstrap, topic, f)
             case "consume": try await consume(bootstrap, topic, f)
+            case "group": try await group(bootstrap, topic, f)
             default: throw Failure("unknown command \(args[1])")
             }
         } catch {
@@ -94,6 +101,49 @@ struct Interop {
             }
         }
         if failed > 0 { throw Failure("\(failed) records failed") }
+    }
+
+    static func group(_ bootstrap: String, _ topics: String, _ f: [String: String]) async throws {
+        guard let groupId = f["-g"] else { throw Failure("-g GROUP is required") }
+        var config = GroupConsumerConfig(bootstrapServers: bootstrap, groupId: groupId)
+        config.consumer.fetchMaxWaitMs = 100
+        config.consumer.autoOffsetReset = f["--reset"] == "latest" ? .latest : .earliest
+        config.sessionTimeoutMs = Int(f["--session-ms"] ?? "6000") ?? 6000
+        config.heartbeatIntervalMs = Int(f["--heartbeat-ms"] ?? "500") ?? 500
+        config.maxPollIntervalMs = Int(f["--max-poll-ms"] ?? "20000") ?? 20000
+        config.autoCommitIntervalMs = 200
+        config.groupInstanceId = f["--instance-id"]
+        if let names = f["-a"] {
+            config.assignors = try names.split(separator: ",").map {
+                guard let a = Assignors.named(String($0)) else { throw Failure("unknown assignor \($0)") }
+                return a
+            }
+        }
+        let commitEach = f["--commit"] == "each"
+        config.enableAutoCommit = !commitEach
+        config.onRebalance = { event in
+            let (name, partitions): (String, [TopicPartition]) = switch event {
+            case let .assigned(p): ("assigned", p)
+            case let .revoked(p): ("revoked", p)
+            case let .lost(p): ("lost", p)
+            }
+            try? emit(["event": name, "partitions": partitions.map { [$0.topic, Int($0.partition)] as [Any] }])
+        }
+        let consumer = KafkaGroupConsumer(config: config, topics: topics.split(separator: ",").map(String.init))
+        signal(SIGTERM, SIG_IGN)
+        let stop = DispatchSource.makeSignalSource(signal: SIGTERM)
+        stop.setEventHandler { Task { await consumer.close() } }
+        stop.resume()
+        let count = f["-c"].flatMap(Int.init) ?? Int.max
+        var seen = 0
+        for try await r in consumer.records {
+            try emit(["topic": r.topic, "partition": Int(r.partition), "offset": Int(r.offset), "value": b64(r.value)])
+            if commitEach { try await consumer.commit(r) }
+            seen += 1
+            if seen >= count { break }
+        }
+        await consumer.close()
+        try emit(["event": "closed", "records": seen])
     }
 
     static func consume(_ bootstrap: String, _ topic: String, _ f: [String: String]) async throws {

@@ -75,7 +75,8 @@ public actor KafkaCluster {
 
     /// A connection to any broker: a known one if we have metadata, else the bootstrap list in turn.
     public func anyConnection() async throws(KafkaError) -> BrokerConnection {
-        if let live = connections.values.first(where: { !$0.isClosed }) { return live }
+        // Never a coordinator connection: a JoinGroup may hold it for minutes.
+        if let live = connections.first(where: { $0.key > Self.coordinatorKeyLimit && !$0.value.isClosed })?.value { return live }
         var candidates: [(Int32, BrokerAddress)] = metadata.brokers.values.map { ($0.nodeId, $0.address) }.sorted { $0.0 < $1.0 }
         for (i, address) in config.bootstrapServers.enumerated() {
             candidates.append((-1 - Int32(i), address))
@@ -95,6 +96,15 @@ public actor KafkaCluster {
         nextBootstrap += 1
         throw lastError
     }
+
+    /// A connection to a group coordinator, separate from the broker's data connection so that
+    /// heartbeats never queue behind a long-polling Fetch (the Java client does the same).
+    public func coordinatorConnection(nodeId: Int32, address: BrokerAddress) async throws(KafkaError) -> BrokerConnection {
+        try await connection(nodeId: Int32.min + 1 + max(nodeId, 0), address: address)
+    }
+
+    /// Connection keys at or below this are coordinator connections.
+    static let coordinatorKeyLimit = Int32.min / 2
 
     private func connection(nodeId: Int32, address: BrokerAddress) async throws(KafkaError) -> BrokerConnection {
         if closed { throw .closed }

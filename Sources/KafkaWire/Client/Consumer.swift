@@ -60,7 +60,7 @@ public final class KafkaConsumer: Sendable {
     public let config: ConsumerConfig
     let cluster: KafkaCluster
     let logger: Logger
-    private let channel: BoundedChannel<[ConsumerRecord]>
+    let channel: BoundedChannel<[ConsumerRecord]>
 
     private struct PartitionState {
         var position: Int64
@@ -94,6 +94,21 @@ public final class KafkaConsumer: Sendable {
             for tp in tps { s.partitions[tp] = PartitionState(position: offsets[tp] ?? 0) }
         }
         try await startLoops()
+    }
+
+    /// Starts fetching these partitions from these offsets (used by the group consumer).
+    func assign(positions: [TopicPartition: Int64]) async throws(KafkaError) {
+        state.withLock { s in
+            for (tp, offset) in positions { s.partitions[tp] = PartitionState(position: offset) }
+        }
+        try await startLoops()
+    }
+
+    /// Stops fetching these partitions; records of theirs already buffered stay buffered.
+    func unassign(_ partitions: some Sequence<TopicPartition>) {
+        state.withLock { s in
+            for tp in partitions { s.partitions[tp] = nil }
+        }
     }
 
     /// The next offset to be fetched for each assigned partition.
@@ -156,13 +171,17 @@ public final class KafkaConsumer: Sendable {
 
     // MARK: Fetching
 
+    /// Finds the leader of every partition that has none yet, and makes sure each leader with
+    /// partitions has a fetch loop.
     private func startLoops() async throws(KafkaError) {
-        let tps = state.withLock { Array($0.partitions.keys) }
+        let unresolved = state.withLock { s in s.partitions.filter { $0.value.leader == nil }.map(\.key) }
         var leaders: [TopicPartition: Int32] = [:]
-        for tp in tps { leaders[tp] = try await cluster.leader(topic: tp.topic, partition: tp.partition) }
+        for tp in unresolved { leaders[tp] = try await cluster.leader(topic: tp.topic, partition: tp.partition) }
         state.withLock { s in
-            for (tp, l) in leaders { s.partitions[tp]?.leader = l }
-            for leader in Set(leaders.values) where s.loops[leader] == nil && !s.closed {
+            for (tp, l) in leaders where s.partitions[tp] != nil && s.partitions[tp]?.leader == nil {
+                s.partitions[tp]?.leader = l
+            }
+            for leader in Set(s.partitions.values.compactMap(\.leader)) where s.loops[leader] == nil && !s.closed {
                 s.loops[leader] = Task { await self.fetchLoop(leader: leader) }
             }
         }
@@ -171,8 +190,14 @@ public final class KafkaConsumer: Sendable {
     private func fetchLoop(leader: Int32) async {
         var failures = 0
         while !Task.isCancelled {
-            let mine = state.withLock { s in s.partitions.filter { $0.value.leader == leader }.map { ($0.key, $0.value.position) } }
-            if mine.isEmpty { break }
+            // Checked and deregistered under one lock, so that an assign() racing with this exit
+            // either sees the loop gone (and starts a new one) or gives it work.
+            let mine = state.withLock { s -> [(TopicPartition, Int64)]? in
+                let m = s.partitions.filter { $0.value.leader == leader }.map { ($0.key, $0.value.position) }
+                if m.isEmpty { s.loops[leader] = nil; return nil }
+                return m
+            }
+            guard let mine else { return }
             do {
                 try await fetchOnce(leader: leader, partitions: mine)
                 failures = 0
@@ -190,7 +215,7 @@ public final class KafkaConsumer: Sendable {
                 if error.invalidatesMetadata { await reassignLeaders(from: leader) }
             }
         }
-        state.withLock { s in if s.loops[leader] != nil { s.loops[leader] = nil } }
+        state.withLock { s in s.loops[leader] = nil }
     }
 
     /// After a leader change, moves partitions to their new leaders' loops.

@@ -70,11 +70,7 @@ public struct RecordMetadata: Sendable, Equatable {
     public var timestamp: Int64
 }
 
-struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
-    var topic: String
-    var partition: Int32
-    var description: String { "\(topic)/\(partition)" }
-}
+
 
 /// Sends records in batches per partition (linger, batch size), to each partition's leader, with
 /// several requests in flight per broker.

@@ -1,0 +1,651 @@
+import Logging
+import Synchronization
+
+public struct GroupConsumerConfig: Sendable {
+    public var consumer: ConsumerConfig
+    /// `group.id`
+    public var groupId: String
+    /// `group.instance.id`: static membership; a restart within the session timeout keeps the
+    /// member's partitions without a rebalance. A static member does not leave the group on close.
+    public var groupInstanceId: String?
+    /// `session.timeout.ms`: the coordinator drops a member it has not heard from for this long.
+    public var sessionTimeoutMs: Int = 45_000
+    /// `heartbeat.interval.ms`
+    public var heartbeatIntervalMs: Int = 3_000
+    /// `max.poll.interval.ms`: a member whose application holds a record longer than this leaves
+    /// the group, so that its partitions go to a member that makes progress.
+    public var maxPollIntervalMs: Int = 300_000
+    /// `partition.assignment.strategy`, in order of preference. The group uses the first one all
+    /// members support. Cooperative rebalancing is used only if every listed assignor is
+    /// cooperative (as in the Java client).
+    public var assignors: [any PartitionAssignor] = [RangeAssignor(), CooperativeStickyAssignor()]
+    /// `enable.auto.commit` / `auto.commit.interval.ms`
+    public var enableAutoCommit: Bool = true
+    public var autoCommitIntervalMs: Int = 5_000
+    /// Deadline for committing and leaving on close; a dead broker cannot hang shutdown longer.
+    public var closeTimeoutMs: Int = 5_000
+    /// Called before the consumer gives partitions up or after it gets them; awaited, so the
+    /// application can flush and commit. Runs on the group's task: heartbeats wait meanwhile,
+    /// within the rebalance timeout (max.poll.interval.ms).
+    public var onRebalance: (@Sendable (RebalanceEvent) async -> Void)?
+    /// Called with the outcome of every automatic commit (manual commits throw instead).
+    public var onAutoCommit: (@Sendable (Result<[TopicPartition: Int64], KafkaError>) -> Void)?
+
+    public init(consumer: ConsumerConfig, groupId: String) {
+        self.consumer = consumer
+        self.groupId = groupId
+    }
+
+    public init(bootstrapServers: String, groupId: String) {
+        self.init(consumer: ConsumerConfig(bootstrapServers: bootstrapServers), groupId: groupId)
+    }
+
+    var rebalanceProtocol: RebalanceProtocol {
+        assignors.allSatisfy { $0.rebalanceProtocol == .cooperative } ? .cooperative : .eager
+    }
+}
+
+/// What a rebalance did to this member's partitions.
+public enum RebalanceEvent: Sendable, Equatable {
+    /// Partitions now owned; fetching starts after the handler returns.
+    case assigned([TopicPartition])
+    /// Partitions about to be given up: still owned, so commits for them still succeed.
+    case revoked([TopicPartition])
+    /// Partitions already owned by another member (session expired, fenced): do not commit them.
+    case lost([TopicPartition])
+}
+
+/// A member of a consumer group (the classic protocol, protocol type "consumer"): it joins,
+/// gets partitions from the leader's assignor, heartbeats on its own schedule, commits offsets,
+/// and hands records of its partitions to the application through `records`.
+///
+/// Offsets: a record counts as processed when the application asks for the next one; automatic
+/// and `commit()` commits cover processed records only, so a crash re-delivers at most the records
+/// after the last commit.
+public final class KafkaGroupConsumer: Sendable {
+    public let config: GroupConsumerConfig
+    public let topics: [String]
+    let logger: Logger
+    let fetcher: KafkaConsumer
+    var cluster: KafkaCluster { fetcher.cluster }
+
+    struct Membership {
+        var memberId = ""
+        var generationId: Int32 = -1
+        var protocolName: String?
+        var coordinator: BrokerConnection?
+        var assigned: Set<TopicPartition> = []
+        /// Next offset expected per partition: records below it are stale (re-fetched or from
+        /// before a re-assignment) and are skipped.
+        var nextExpected: [TopicPartition: Int64] = [:]
+        /// Next offset to commit per partition: one past the last record the application finished.
+        var processed: [TopicPartition: Int64] = [:]
+        var lastCommitted: [TopicPartition: Int64] = [:]
+        /// The record handed to the application and not yet followed by another `next()`.
+        var outstanding: (TopicPartition, Int64, UInt64)?
+        var needsJoin = true
+        var pollExpired = false
+        var closed = false
+        var fatal: KafkaError?
+    }
+    let membership = Mutex(Membership())
+    private let wake = Signal()
+    private let groupTask = Mutex<Task<Void, Never>?>(nil)
+
+    public init(config: GroupConsumerConfig, topics: [String], logger: Logger = Logger(label: "kafkawire.group")) {
+        self.config = config
+        self.topics = topics.sorted()
+        self.logger = logger
+        fetcher = KafkaConsumer(config: config.consumer, logger: logger)
+        groupTask.withLock { $0 = Task { await self.run() } }
+    }
+
+    /// The partitions this member owns now.
+    public var assignment: Set<TopicPartition> { membership.withLock { $0.assigned } }
+    public var memberId: String { membership.withLock { $0.memberId } }
+    public var generationId: Int32 { membership.withLock { $0.generationId } }
+
+    // MARK: Records
+
+    public var records: Records { Records(consumer: self) }
+
+    /// Records of the partitions this member owns, in order per partition.
+    public struct Records: AsyncSequence, Sendable {
+        public typealias Element = ConsumerRecord
+        let consumer: KafkaGroupConsumer
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let consumer: KafkaGroupConsumer
+            var inner: KafkaConsumer.Records.AsyncIterator
+
+            public mutating func next() async throws -> ConsumerRecord? {
+                consumer.finishOutstanding()
+                while true {
+                    if let fatal = consumer.membership.withLock({ $0.fatal }) { throw fatal }
+                    guard let r = try await inner.next() else {
+                        if let fatal = consumer.membership.withLock({ $0.fatal }) { throw fatal }
+                        return nil
+                    }
+                    if consumer.accept(r) { return r }
+                }
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(consumer: consumer, inner: consumer.fetcher.records.makeAsyncIterator())
+        }
+    }
+
+    /// Marks the record handed out last as processed.
+    func finishOutstanding() {
+        let resume = membership.withLock { m -> Bool in
+            if let (tp, offset, _) = m.outstanding, m.assigned.contains(tp) {
+                m.processed[tp] = max(m.processed[tp] ?? 0, offset + 1)
+            }
+            m.outstanding = nil
+            // The application is polling again: a member that left for being slow may rejoin.
+            if m.pollExpired { m.pollExpired = false; m.needsJoin = true; return true }
+            return false
+        }
+        if resume { wake.signal() }
+    }
+
+    /// Whether a fetched record may go to the application: its partition is still ours and it is
+    /// not one it has already had.
+    func accept(_ r: ConsumerRecord) -> Bool {
+        let tp = TopicPartition(topic: r.topic, partition: r.partition)
+        return membership.withLock { m in
+            guard m.assigned.contains(tp), r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
+            m.nextExpected[tp] = r.offset + 1
+            m.outstanding = (tp, r.offset, monotonicNanos())
+            return true
+        }
+    }
+
+    // MARK: Commits
+
+    /// Commits the processed position of every owned partition.
+    public func commit() async throws(KafkaError) {
+        let offsets = membership.withLock { m in m.processed.filter { m.assigned.contains($0.key) } }
+        try await commit(offsets)
+    }
+
+    /// Commits that `record` and everything before it in its partition are processed.
+    public func commit(_ record: ConsumerRecord) async throws(KafkaError) {
+        try await commit([TopicPartition(topic: record.topic, partition: record.partition): record.offset + 1])
+    }
+
+    /// Commits explicit positions (the offset of the next record to read, per partition).
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        if offsets.isEmpty { return }
+        let (memberId, generation, closed) = membership.withLock { ($0.memberId, $0.generationId, $0.closed) }
+        if closed { throw .closed }
+        try await sendCommit(offsets, memberId: memberId, generation: generation)
+    }
+
+    func sendCommit(_ offsets: [TopicPartition: Int64], memberId: String, generation: Int32) async throws(KafkaError) {
+        let coordinator = try await coordinatorConnection()
+        var request = OffsetCommitRequest()
+        request.groupId = config.groupId
+        request.generationIdOrMemberEpoch = generation
+        request.memberId = memberId
+        request.groupInstanceId = config.groupInstanceId
+        request.retentionTimeMs = -1
+        let byTopic = Dictionary(grouping: offsets, by: \.key.topic)
+        request.topics = byTopic.keys.sorted().map { topic in
+            .init(name: topic, partitions: byTopic[topic]!.sorted { $0.key.partition < $1.key.partition }.map {
+                .init(partitionIndex: $0.key.partition, committedOffset: $0.value, committedLeaderEpoch: -1, commitTimestamp: -1)
+            })
+        }
+        let response: OffsetCommitResponse
+        do {
+            response = try await coordinator.send(request)
+        } catch {
+            await coordinatorFailed(coordinator, error)
+            throw error
+        }
+        var failure: KafkaError?
+        for t in response.topics {
+            for p in t.partitions where p.errorCode != 0 {
+                let code = KafkaErrorCode(rawValue: p.errorCode)
+                failure = failure ?? .broker(code, context: "commit \(t.name)/\(p.partitionIndex) for group \(config.groupId)")
+                handleGroupError(code)
+            }
+        }
+        if let failure { throw failure }
+        membership.withLock { m in
+            for (tp, o) in offsets { m.lastCommitted[tp] = max(m.lastCommitted[tp] ?? -1, o) }
+        }
+    }
+
+    /// The committed offsets of the group for these partitions (-1: none).
+    public func committed(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let coordinator = try await coordinatorConnection()
+        do {
+            return try await fetchCommitted(coordinator, partitions)
+        } catch {
+            await coordinatorFailed(coordinator, error)
+            throw error
+        }
+    }
+
+    private func fetchCommitted(_ c: BrokerConnection, _ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Int64] {
+        try await fetchCommittedOffsets(c, group: config.groupId, partitions: partitions)
+    }
+
+    // MARK: Closing
+
+    /// Commits processed offsets (with auto-commit on), tells the coordinator this member leaves
+    /// (unless it is static), and stops; bounded by `closeTimeoutMs` whatever the broker does.
+    public func close() async {
+        let alreadyClosed = membership.withLock { m -> Bool in
+            defer { m.closed = true }
+            return m.closed
+        }
+        if alreadyClosed { return }
+        wake.signal()
+        let task = groupTask.withLock { $0 }
+        let deadline = Task {
+            try? await Task.sleep(nanoseconds: UInt64(config.closeTimeoutMs) * 1_000_000)
+        }
+        // The group task commits and leaves on its way out; wait for it up to the deadline.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await task?.value }
+            group.addTask { await deadline.value }
+            await group.next()
+            group.cancelAll()
+        }
+        deadline.cancel()
+        task?.cancel()
+        await fetcher.close()
+    }
+
+    /// Leaves without committing or saying goodbye, as a crashed process would (for tests of
+    /// session expiry).
+    func abandon() async {
+        membership.withLock { $0.closed = true; $0.memberId = "" }
+        let task = groupTask.withLock { $0 }
+        task?.cancel()
+        await fetcher.close()
+    }
+
+    // MARK: The group task
+
+    private func run() async {
+        var lastHeartbeat: UInt64 = 0
+        var lastAutoCommit = monotonicNanos()
+        var backoffMs = config.consumer.client.retryBackoffMs
+        while true {
+            let (closed, needsJoin, pollExpired) = membership.withLock { ($0.closed, $0.needsJoin, $0.pollExpired) }
+            if closed || Task.isCancelled { break }
+            do throws(KafkaError) {
+                if needsJoin && !pollExpired {
+                    try await joinAndSync()
+                    lastHeartbeat = monotonicNanos()
+                    backoffMs = config.consumer.client.retryBackoffMs
+                    continue
+                }
+                let now = monotonicNanos()
+                if !pollExpired, pollIntervalExceeded(now) {
+                    logger.warning("max.poll.interval.ms exceeded: leaving the group", metadata: ["group": "\(config.groupId)"])
+                    await leaveGroup(reason: "max.poll.interval.ms exceeded")
+                    await revoke(lost: true)
+                    membership.withLock { $0.pollExpired = true; $0.memberId = ""; $0.generationId = -1 }
+                    continue
+                }
+                if !pollExpired, now - lastHeartbeat >= UInt64(config.heartbeatIntervalMs) * 1_000_000 {
+                    lastHeartbeat = now
+                    try await heartbeat()
+                }
+                if config.enableAutoCommit, !pollExpired, now - lastAutoCommit >= UInt64(config.autoCommitIntervalMs) * 1_000_000 {
+                    lastAutoCommit = now
+                    await autoCommit()
+                }
+                let next = min(lastHeartbeat + UInt64(config.heartbeatIntervalMs) * 1_000_000,
+                               config.enableAutoCommit ? lastAutoCommit + UInt64(config.autoCommitIntervalMs) * 1_000_000 : .max,
+                               monotonicNanos() + 1_000_000_000)
+                await wake.wait(until: next)
+            } catch {
+                if case .closed = error { break }
+                if !error.isRetriable {
+                    logger.error("group consumer failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                    membership.withLock { $0.fatal = error }
+                    fetcher.channel.finish(throwing: error)
+                    break
+                }
+                logger.debug("group operation failed, retrying", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                try? await Task.sleep(nanoseconds: UInt64(backoffMs) * 1_000_000)
+                backoffMs = min(backoffMs * 2, 2_000)
+            }
+        }
+        await shutdown()
+    }
+
+    private func pollIntervalExceeded(_ now: UInt64) -> Bool {
+        membership.withLock { m in
+            guard let (_, _, since) = m.outstanding else { return false }
+            return now - since > UInt64(config.maxPollIntervalMs) * 1_000_000
+        }
+    }
+
+    /// On close: commit what was processed, then leave (dynamic members only).
+    private func shutdown() async {
+        let (wasMember, memberId, generation) = membership.withLock { ($0.generationId >= 0 && !$0.memberId.isEmpty, $0.memberId, $0.generationId) }
+        guard wasMember else { return }
+        if config.enableAutoCommit {
+            let offsets = membership.withLock { m in m.processed.filter { m.assigned.contains($0.key) && m.lastCommitted[$0.key] != $0.value } }
+            if !offsets.isEmpty {
+                do { try await sendCommit(offsets, memberId: memberId, generation: generation) } catch {
+                    logger.warning("final commit failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                    config.onAutoCommit?(.failure(error))
+                }
+            }
+        }
+        await callHandler(.revoked(Array(assignment).sorted()))
+        if config.groupInstanceId == nil { await leaveGroup(reason: "the consumer is closing") }
+    }
+
+    private func autoCommit() async {
+        let (offsets, memberId, generation) = membership.withLock { m in
+            (m.processed.filter { m.assigned.contains($0.key) && m.lastCommitted[$0.key] != $0.value }, m.memberId, m.generationId)
+        }
+        guard !offsets.isEmpty else { return }
+        do {
+            try await sendCommit(offsets, memberId: memberId, generation: generation)
+            config.onAutoCommit?(.success(offsets))
+        } catch {
+            logger.warning("auto-commit failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+            config.onAutoCommit?(.failure(error))
+        }
+    }
+
+    // MARK: Coordinator
+
+    private func coordinatorConnection() async throws(KafkaError) -> BrokerConnection {
+        if let c = membership.withLock({ $0.coordinator }), !c.isClosed { return c }
+        let c = try await cluster.groupCoordinator(config.groupId)
+        membership.withLock { $0.coordinator = c }
+        return c
+    }
+
+    private func coordinatorFailed(_ c: BrokerConnection, _ error: KafkaError) async {
+        if case .network = error {
+            membership.withLock { m in if m.coordinator === c { m.coordinator = nil } }
+            await cluster.connectionFailed(c)
+        }
+    }
+
+    /// Reacts to a group error code from any group request.
+    private func handleGroupError(_ code: KafkaErrorCode) {
+        switch code {
+        case .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
+            membership.withLock { $0.coordinator = nil }
+        case .rebalanceInProgress:
+            membership.withLock { $0.needsJoin = true }
+        case .unknownMemberId, .illegalGeneration:
+            membership.withLock { m in
+                if code == .unknownMemberId { m.memberId = "" }
+                m.generationId = -1
+                m.needsJoin = true
+            }
+        default:
+            break
+        }
+    }
+
+    private func heartbeat() async throws(KafkaError) {
+        let coordinator = try await coordinatorConnection()
+        let (memberId, generation) = membership.withLock { ($0.memberId, $0.generationId) }
+        var request = HeartbeatRequest()
+        request.groupId = config.groupId
+        request.generationId = generation
+        request.memberId = memberId
+        request.groupInstanceId = config.groupInstanceId
+        let response: HeartbeatResponse
+        do {
+            response = try await coordinator.send(request)
+        } catch {
+            await coordinatorFailed(coordinator, error)
+            throw error
+        }
+        let code = KafkaErrorCode(rawValue: response.errorCode)
+        switch code {
+        case .none: return
+        case .rebalanceInProgress:
+            logger.debug("rebalance in progress", metadata: ["group": "\(config.groupId)"])
+            membership.withLock { $0.needsJoin = true }
+        case .unknownMemberId, .illegalGeneration:
+            // Our session is gone: the partitions may already belong to someone else.
+            logger.info("membership lost", metadata: ["group": "\(config.groupId)", "error": "\(code.name)"])
+            await revoke(lost: true)
+            handleGroupError(code)
+        case .fencedInstanceId:
+            throw .broker(code, context: "group \(config.groupId): another member uses group.instance.id \(config.groupInstanceId ?? "")")
+        case .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
+            handleGroupError(code)
+        default:
+            throw .broker(code, context: "heartbeat for group \(config.groupId)")
+        }
+    }
+
+    private func leaveGroup(reason: String) async {
+        guard let coordinator = try? await coordinatorConnection() else { return }
+        let memberId = membership.withLock { $0.memberId }
+        guard !memberId.isEmpty else { return }
+        var request = LeaveGroupRequest()
+        request.groupId = config.groupId
+        request.memberId = memberId
+        request.members = [.init(memberId: memberId, groupInstanceId: config.groupInstanceId, reason: reason)]
+        _ = try? await coordinator.send(request, timeoutMs: config.closeTimeoutMs)
+    }
+
+    // MARK: Rebalancing
+
+    private func callHandler(_ event: RebalanceEvent) async {
+        switch event {
+        case let .assigned(p), let .revoked(p), let .lost(p): if p.isEmpty { return }
+        }
+        await config.onRebalance?(event)
+    }
+
+    /// Gives up partitions: `lost` ones without committing.
+    private func revoke(_ partitions: Set<TopicPartition>? = nil, lost: Bool = false) async {
+        let (gone, offsets, memberId, generation) = membership.withLock { m in
+            let gone = partitions ?? m.assigned
+            return (gone, m.processed.filter { gone.contains($0.key) && m.lastCommitted[$0.key] != $0.value }, m.memberId, m.generationId)
+        }
+        if gone.isEmpty { return }
+        if lost {
+            await callHandler(.lost(gone.sorted()))
+        } else {
+            if config.enableAutoCommit && !offsets.isEmpty {
+                do {
+                    try await sendCommit(offsets, memberId: memberId, generation: generation)
+                    config.onAutoCommit?(.success(offsets))
+                } catch {
+                    logger.warning("commit before revocation failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                    config.onAutoCommit?(.failure(error))
+                }
+            }
+            await callHandler(.revoked(gone.sorted()))
+        }
+        fetcher.unassign(gone)
+        membership.withLock { m in
+            m.assigned.subtract(gone)
+            for tp in gone {
+                m.nextExpected[tp] = nil
+                m.processed[tp] = nil
+                m.lastCommitted[tp] = nil
+            }
+        }
+    }
+
+    private func joinAndSync() async throws(KafkaError) {
+        if config.rebalanceProtocol == .eager { await revoke() }
+        let coordinator = try await coordinatorConnection()
+        let owned = membership.withLock { $0.assigned }
+        var ownedByTopic: [String: [Int32]] = [:]
+        for tp in owned { ownedByTopic[tp.topic, default: []].append(tp.partition) }
+        let generation = membership.withLock { $0.generationId }
+
+        var join = JoinGroupRequest()
+        join.groupId = config.groupId
+        join.sessionTimeoutMs = Int32(clamping: config.sessionTimeoutMs)
+        join.rebalanceTimeoutMs = Int32(clamping: config.maxPollIntervalMs)
+        join.groupInstanceId = config.groupInstanceId
+        join.protocolType = "consumer"
+        join.protocols = config.assignors.map {
+            // Java's cooperative-sticky reads the generation from user data when the subscription
+            // version predates the generation field (KIP-792): send it there too.
+            let userData = $0 is CooperativeStickyAssignor ? CooperativeStickyAssignor.subscriptionUserData(generation: generation) : nil
+            return .init(name: $0.name, metadata: ConsumerProtocol.encodeSubscription(
+                topics: topics, ownedPartitions: ownedByTopic, generation: generation, userData: userData, rackId: nil))
+        }
+        // JoinGroup waits for every member (up to the rebalance timeout): it needs a longer deadline.
+        let joinTimeout = config.maxPollIntervalMs + config.consumer.client.requestTimeoutMs
+        var response: JoinGroupResponse
+        while true {
+            join.memberId = membership.withLock { $0.memberId }
+            do {
+                response = try await coordinator.send(join, timeoutMs: joinTimeout)
+            } catch {
+                await coordinatorFailed(coordinator, error)
+                throw error
+            }
+            let code = KafkaErrorCode(rawValue: response.errorCode)
+            if code == .memberIdRequired {
+                // KIP-394: the coordinator hands out the member id first; join again with it.
+                membership.withLock { $0.memberId = response.memberId }
+                continue
+            }
+            if code != .none {
+                handleGroupError(code)
+                switch code {
+                case .unknownMemberId, .illegalGeneration, .rebalanceInProgress, .notCoordinator,
+                     .coordinatorNotAvailable, .coordinatorLoadInProgress:
+                    throw .broker(code, context: "join group \(config.groupId)")
+                default:
+                    throw .broker(code, context: "join group \(config.groupId)")
+                }
+            }
+            break
+        }
+        membership.withLock { m in
+            m.memberId = response.memberId
+            m.generationId = response.generationId
+            m.protocolName = response.protocolName
+        }
+        logger.debug("joined group", metadata: [
+            "group": "\(config.groupId)", "member": "\(response.memberId)", "generation": "\(response.generationId)",
+            "leader": "\(response.leader == response.memberId)", "protocol": "\(response.protocolName ?? "?")",
+        ])
+
+        var sync = SyncGroupRequest()
+        sync.groupId = config.groupId
+        sync.generationId = response.generationId
+        sync.memberId = response.memberId
+        sync.groupInstanceId = config.groupInstanceId
+        sync.protocolType = "consumer"
+        sync.protocolName = response.protocolName
+        if response.leader == response.memberId && !response.skipAssignment {
+            sync.assignments = try await leaderAssignments(response)
+        }
+        let synced: SyncGroupResponse
+        do {
+            synced = try await coordinator.send(sync, timeoutMs: joinTimeout)
+        } catch {
+            await coordinatorFailed(coordinator, error)
+            throw error
+        }
+        let code = KafkaErrorCode(rawValue: synced.errorCode)
+        if code != .none {
+            handleGroupError(code)
+            throw .broker(code, context: "sync group \(config.groupId)")
+        }
+        let assignment: [String: [Int32]]
+        do {
+            assignment = try ConsumerProtocol.decodeAssignment(synced.assignment).partitions
+        } catch {
+            throw .malformedResponse(coordinator.address, apiKey: ApiKey.syncGroup.rawValue, "assignment: \(error)")
+        }
+        var newAssignment = Set<TopicPartition>()
+        for (topic, partitions) in assignment { for p in partitions { newAssignment.insert(TopicPartition(topic: topic, partition: p)) } }
+        membership.withLock { $0.needsJoin = false }
+        try await apply(newAssignment)
+    }
+
+    /// The leader's part: decode every member's subscription, run the chosen assignor.
+    private func leaderAssignments(_ response: JoinGroupResponse) async throws(KafkaError) -> [SyncGroupRequest.SyncGroupRequestAssignment] {
+        guard let name = response.protocolName, let assignor = config.assignors.first(where: { $0.name == name }) else {
+            throw .invalidConfiguration("coordinator chose assignor \(response.protocolName ?? "none"), which this member does not have")
+        }
+        var members: [GroupMemberSubscription] = []
+        for m in response.members {
+            do {
+                members.append(try ConsumerProtocol.decodeSubscription(m.metadata, memberId: m.memberId, groupInstanceId: m.groupInstanceId))
+            } catch {
+                throw .malformedResponse(BrokerAddress(host: "coordinator", port: 0), apiKey: ApiKey.joinGroup.rawValue, "subscription of \(m.memberId): \(error)")
+            }
+        }
+        let allTopics = Set(members.flatMap(\.topics)).sorted()
+        var counts: [String: Int] = [:]
+        try await cluster.refreshMetadata(topics: allTopics)
+        for topic in allTopics {
+            if let t = try? await cluster.topic(topic) { counts[topic] = t.partitions.count }
+        }
+        let plan = assignor.assign(members: members, partitionCounts: counts)
+        logger.debug("leader computed assignment", metadata: ["group": "\(config.groupId)", "assignor": "\(name)", "members": "\(members.count)"])
+        return members.map { m in
+            .init(memberId: m.memberId, assignment: ConsumerProtocol.encodeAssignment(plan[m.memberId] ?? [:], userData: nil))
+        }
+    }
+
+    /// Moves from the current assignment to `new`: revokes what left (then rejoins, cooperative),
+    /// fetches committed offsets of what arrived and starts fetching it.
+    private func apply(_ new: Set<TopicPartition>) async throws(KafkaError) {
+        let current = membership.withLock { $0.assigned }
+        let revoked = current.subtracting(new)
+        let added = new.subtracting(current)
+        if !revoked.isEmpty {
+            await revoke(revoked)
+            // Cooperative: the partitions we gave up go to their new owner in a follow-up round.
+            if config.rebalanceProtocol == .cooperative { membership.withLock { $0.needsJoin = true } }
+        }
+        guard !added.isEmpty else { return }
+        let coordinator = try await coordinatorConnection()
+        let committed: [TopicPartition: Int64]
+        do {
+            committed = try await fetchCommitted(coordinator, Array(added))
+        } catch {
+            await coordinatorFailed(coordinator, error)
+            throw error
+        }
+        var positions: [TopicPartition: Int64] = [:]
+        var reset: [TopicPartition] = []
+        for tp in added {
+            if let o = committed[tp], o >= 0 { positions[tp] = o } else { reset.append(tp) }
+        }
+        if !reset.isEmpty {
+            let timestamp: Int64
+            switch config.consumer.autoOffsetReset {
+            case .earliest: timestamp = -2
+            case .latest: timestamp = -1
+            case .none:
+                throw .invalidConfiguration("no committed offset for \(reset.sorted().map(\.description).joined(separator: ", ")) and auto.offset.reset is none")
+            }
+            let found = try await listOffsets(cluster: cluster, reset.map { ($0, timestamp) }, readCommitted: config.consumer.readCommitted)
+            for tp in reset { positions[tp] = found[tp] ?? 0 }
+        }
+        membership.withLock { m in
+            m.assigned.formUnion(added)
+            for (tp, o) in positions {
+                m.nextExpected[tp] = o
+                m.processed[tp] = o
+                m.lastCommitted[tp] = committed[tp]
+            }
+        }
+        await callHandler(.assigned(added.sorted()))
+        try await fetcher.assign(positions: positions)
+        logger.info("partitions assigned", metadata: ["group": "\(config.groupId)", "added": "\(added.count)", "revoked": "\(revoked.count)", "owned": "\(new.count)"])
+    }
+}
