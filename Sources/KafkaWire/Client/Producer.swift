@@ -132,12 +132,9 @@ public final class KafkaProducer: Sendable {
 
     /// Sends one record and waits until the broker has it (per `acks`).
     public func send(_ record: ProducerRecord) async throws(KafkaError) -> RecordMetadata {
-        let partition = try await choosePartition(record)
-        try await reserve(record.estimatedSize)
-        let result = await withCheckedContinuation { (c: CheckedContinuation<Result<RecordMetadata, KafkaError>, Never>) in
-            append(record, to: partition) { c.resume(returning: $0) }
-        }
-        return try result.get()
+        let outcome = OneShot<Result<RecordMetadata, KafkaError>>()
+        try await accept(record) { outcome.fulfill($0) }
+        return try await outcome.value().get()
     }
 
     /// Sends records in the given order and waits for all their answers; one result per record.
@@ -146,28 +143,19 @@ public final class KafkaProducer: Sendable {
         let remaining = Mutex(records.count)
         let done = Signal()
         for (i, record) in records.enumerated() {
-            let completion: Completion = { result in
+            await send(record) { result in
                 results.withLock { $0[i] = result }
                 if remaining.withLock({ $0 -= 1; return $0 == 0 }) { done.signal() }
-            }
-            do {
-                let partition = try await choosePartition(record)
-                try await reserve(record.estimatedSize)
-                append(record, to: partition, completion: completion)
-            } catch {
-                completion(.failure(error))
             }
         }
         if !records.isEmpty { await done.wait(until: nil) }
         return results.withLock { $0.map { $0! } }
     }
 
-    /// Queues a record; `completion` is called with its outcome.
+    /// Queues a record; `completion` is called with its outcome (also when it cannot be queued).
     public func send(_ record: ProducerRecord, completion: @escaping Completion) async {
         do {
-            let partition = try await choosePartition(record)
-            try await reserve(record.estimatedSize)
-            append(record, to: partition, completion: completion)
+            try await accept(record, completion: completion)
         } catch {
             completion(.failure(error))
         }
@@ -175,9 +163,7 @@ public final class KafkaProducer: Sendable {
 
     /// Queues a record without waiting for its acknowledgement; `flush` reports failures.
     public func enqueue(_ record: ProducerRecord) async throws(KafkaError) {
-        let partition = try await choosePartition(record)
-        try await reserve(record.estimatedSize)
-        append(record, to: partition, completion: nil)
+        try await accept(record, completion: nil)
     }
 
     /// The errors of enqueued records that failed, since the last flush.
@@ -237,69 +223,65 @@ public final class KafkaProducer: Sendable {
 
     // MARK: Accumulating
 
-    private func choosePartition(_ record: ProducerRecord) async throws(KafkaError) -> TopicPartition {
-        if state.withLock({ $0.closed }) { throw .closed }
-        var count = state.withLock { $0.partitionCounts[record.topic] }
-        if count == nil {
-            let t = try await cluster.topic(record.topic)
-            count = t.partitions.count
-            state.withLock { $0.partitionCounts[record.topic] = t.partitions.count }
-        }
-        guard let count, count > 0 else { throw .unknownTopicOrPartition(topic: record.topic, partition: nil) }
-        if let p = record.partition {
-            guard p >= 0, Int(p) < count else { throw .unknownTopicOrPartition(topic: record.topic, partition: p) }
-            return TopicPartition(topic: record.topic, partition: p)
-        }
-        if let key = record.key {
-            return TopicPartition(topic: record.topic, partition: partitionForKey(key, partitionCount: count))
-        }
-        // Sticky partitioning (KIP-480): keyless records fill one partition's batch, then move on.
-        let p = state.withLock { s -> Int32 in
-            if let p = s.sticky[record.topic] { return p }
-            let p = Int32.random(in: 0..<Int32(count))
-            s.sticky[record.topic] = p
-            return p
-        }
-        return TopicPartition(topic: record.topic, partition: p)
+    private enum AppendOutcome {
+        case appended(wakeSender: Bool)
+        case needsPartitionCount
+        case bufferFull
+        case invalidPartition(Int32)
+        case closed
     }
 
-    private func reserve(_ size: Int) async throws(KafkaError) {
-        let deadline = monotonicNanos() + UInt64(config.maxBlockMs) * 1_000_000
-        while true {
-            let ok = state.withLock { s -> Bool? in
-                if s.closed { return nil }
-                // One record larger than the whole buffer still goes through alone.
-                if s.bufferedBytes + size <= config.bufferMemory || s.bufferedBytes == 0 {
-                    s.bufferedBytes += size
-                    return true
-                }
-                return false
-            }
-            guard let ok else { throw .closed }
-            if ok { return }
-            if monotonicNanos() >= deadline {
-                throw .timedOut("buffer.memory (\(config.bufferMemory) bytes) full for max.block.ms \(config.maxBlockMs)")
-            }
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { s -> Bool in
-                    if s.closed || s.bufferedBytes + size <= config.bufferMemory { return true }
-                    s.spaceWaiters.append(c)
-                    return false
-                }
-                if now { c.resume() }
-            }
-        }
-    }
-
-    private func append(_ record: ProducerRecord, to tp: TopicPartition, completion: Completion?) {
-        let timestamp = record.timestamp ?? currentTimeMillis()
+    /// Queues a record, waiting for metadata of a new topic or for buffer space (up to max.block.ms).
+    private func accept(_ record: ProducerRecord, completion: Completion?) async throws(KafkaError) {
         let size = record.estimatedSize
-        let becameReady = state.withLock { s -> Bool in
-            if s.closed {
-                completion?(.failure(.closed))
-                s.bufferedBytes -= size
-                return false
+        let timestamp = record.timestamp ?? currentTimeMillis()
+        var deadline: UInt64?
+        while true {
+            switch tryAppend(record, size: size, timestamp: timestamp, completion: completion) {
+            case let .appended(wakeSender):
+                if wakeSender { wake.signal() }
+                return
+            case .closed:
+                throw .closed
+            case let .invalidPartition(p):
+                throw .unknownTopicOrPartition(topic: record.topic, partition: p)
+            case .needsPartitionCount:
+                let t = try await cluster.topic(record.topic)
+                guard !t.partitions.isEmpty else { throw .unknownTopicOrPartition(topic: record.topic, partition: nil) }
+                state.withLock { $0.partitionCounts[record.topic] = t.partitions.count }
+            case .bufferFull:
+                let limit = deadline ?? monotonicNanos() + UInt64(config.maxBlockMs) * 1_000_000
+                deadline = limit
+                if monotonicNanos() >= limit {
+                    throw .timedOut("buffer.memory (\(config.bufferMemory) bytes) full for max.block.ms \(config.maxBlockMs)")
+                }
+                await waitForSpace(size)
             }
+        }
+    }
+
+    /// The whole hot path under one lock: choose the partition, reserve buffer space, append.
+    private func tryAppend(_ record: ProducerRecord, size: Int, timestamp: Int64, completion: Completion?) -> AppendOutcome {
+        state.withLock { s in
+            if s.closed { return .closed }
+            guard let count = s.partitionCounts[record.topic] else { return .needsPartitionCount }
+            // One record larger than the whole buffer still goes through alone.
+            guard s.bufferedBytes + size <= config.bufferMemory || s.bufferedBytes == 0 else { return .bufferFull }
+            let partition: Int32
+            if let p = record.partition {
+                guard p >= 0, Int(p) < count else { return .invalidPartition(p) }
+                partition = p
+            } else if let key = record.key {
+                partition = partitionForKey(key, partitionCount: count)
+            } else if let p = s.sticky[record.topic] {
+                partition = p
+            } else {
+                // Sticky partitioning (KIP-480): keyless records fill one partition's batch, then move on.
+                partition = Int32.random(in: 0..<Int32(count))
+                s.sticky[record.topic] = partition
+            }
+            let tp = TopicPartition(topic: record.topic, partition: partition)
+            s.bufferedBytes += size
             let batch: Batch
             if let b = s.open[tp] {
                 batch = b
@@ -314,11 +296,22 @@ public final class KafkaProducer: Sendable {
                 s.open[tp] = nil
                 s.ready[tp, default: []].append(batch)
                 if record.key == nil && record.partition == nil { s.sticky[tp.topic] = nil }
-                return true
+                return .appended(wakeSender: true)
             }
-            return batch.records.count == 1  // the sender must start this batch's linger clock
+            // The sender must start the linger clock of a new batch.
+            return .appended(wakeSender: batch.records.count == 1)
         }
-        if becameReady { wake.signal() }
+    }
+
+    private func waitForSpace(_ size: Int) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.closed || s.bufferedBytes == 0 || s.bufferedBytes + size <= config.bufferMemory { return true }
+                s.spaceWaiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
     }
 
     // MARK: Sending

@@ -58,3 +58,29 @@ final class Signal: Sendable {
         waiter?.resume()
     }
 }
+
+/// A value set once by anyone and awaited by one task.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiter: CheckedContinuation<Value, Never>?)>((nil, nil))
+
+    func fulfill(_ value: Value) {
+        let waiter = state.withLock { s -> CheckedContinuation<Value, Never>? in
+            guard s.value == nil else { return nil }
+            s.value = value
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: value)
+    }
+
+    func value() async -> Value {
+        await withCheckedContinuation { (c: CheckedContinuation<Value, Never>) in
+            let ready = state.withLock { s -> Value? in
+                if let v = s.value { return v }
+                s.waiter = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+}
