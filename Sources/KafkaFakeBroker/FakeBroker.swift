@@ -69,18 +69,19 @@ public final class FakeBroker: Sendable {
     public var requests: [Request] { state.withLock { $0.requests } }
     public var connectionCount: Int { state.withLock { $0.count } }
 
+    /// Stops accepting and ends every connection. Descriptors are shut down under the lock and
+    /// closed only by the threads that own them, so a number reused by another broker in the same
+    /// process (tests run in parallel) is never touched.
     public func stop() {
-        let fds = state.withLock { s -> [Int32] in
+        state.withLock { s in
             s.stopped = true
-            defer { s.connections.removeAll() }
-            return s.connections
+            shutdown(listener, Int32(SHUT_RDWR))
+            for fd in s.connections { shutdown(fd, Int32(SHUT_RDWR)) }
         }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     private func acceptLoop() {
+        defer { close(listener) }
         while true {
             let fd = accept(listener, nil, nil)
             if fd < 0 {
@@ -100,8 +101,10 @@ public final class FakeBroker: Sendable {
 
     private func serve(_ fd: Int32, _ index: Int) {
         defer {
-            state.withLock { s in s.connections.removeAll { $0 == fd } }
-            close(fd)
+            state.withLock { s in
+                s.connections.removeAll { $0 == fd }
+                close(fd)
+            }
         }
         while true {
             guard let sizeBytes = readExactly(fd, 4) else { return }
@@ -122,11 +125,11 @@ public final class FakeBroker: Sendable {
                        body: Array(frame[r.position...]), frame: frame, connectionIndex: index)
     }
 
-    /// First flexible version of the requests tests send; others are treated as non-flexible.
+    /// Whether the request header has tagged fields (header v2): from the generated request type's
+    /// first flexible version. APIs without generated messages are treated as non-flexible.
     static func requestIsFlexible(apiKey: Int16, version: Int16) -> Bool {
-        let firstFlexible: [Int16: Int16] = [0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3, 19: 5, 20: 4, 22: 2, 32: 4, 36: 2]
-        guard let f = firstFlexible[apiKey] else { return false }
-        return version >= f
+        guard let type = ApiKey(rawValue: apiKey)?.requestType else { return false }
+        return type.requestHeaderVersion(version) >= 2
     }
 
     private func perform(_ action: Action, _ request: Request, _ fd: Int32) -> Bool {
