@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "KafkaWireInterop", dependencies: ["KafkaWire"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireBenchmarks", dependencies: ["KafkaWire"], swiftSettings: strict),
         // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
-        .target(name: "KafkaWireFuzz", dependencies: ["KafkaWire"], swiftSettings: strict),
+        .target(name: "KafkaWireFuzz", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
 
         .testTarget(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),

@@ -112,7 +112,10 @@ extension WireReader {
             return nil
         }
         var a: [T] = []
-        a.reserveCapacity(n)
+        // n is at most the bytes left, but an element can take 100 times its wire size in memory
+        // (a struct from a byte or two): reserve no more than a small array needs up front, and
+        // let the array grow with the elements that actually decode.
+        a.reserveCapacity(Swift.min(n, 1024))
         for _ in 0..<n { a.append(try element(&self)) }
         return a
     }
