@@ -24,6 +24,12 @@ public struct GroupConsumerConfig: Sendable {
     public var autoCommitIntervalMs: Int = 5_000
     /// Deadline for committing and leaving on close; a dead broker cannot hang shutdown longer.
     public var closeTimeoutMs: Int = 5_000
+    /// `group.protocol`: `.classic` (JoinGroup/SyncGroup, assignors run on the leader member) or
+    /// `.consumer` (KIP-848, ConsumerGroupHeartbeat; the coordinator assigns).
+    public var groupProtocol: GroupProtocol = .classic
+    /// `group.remote.assignor`: with `.consumer`, the coordinator's assignor to use ("uniform",
+    /// "range"); nil lets the coordinator pick its default. `assignors` apply to `.classic` only.
+    public var serverAssignor: String?
     /// Called before the consumer gives partitions up or after it gets them; awaited, so the
     /// application can flush and commit. Runs on the group's task: heartbeats wait meanwhile,
     /// within the rebalance timeout (max.poll.interval.ms).
@@ -55,8 +61,9 @@ public enum RebalanceEvent: Sendable, Equatable {
     case lost([TopicPartition])
 }
 
-/// A member of a consumer group (the classic protocol, protocol type "consumer"): it joins,
-/// gets partitions from the leader's assignor, heartbeats on its own schedule, commits offsets,
+/// A member of a consumer group: it joins, gets partitions (classic protocol, protocol type
+/// "consumer": from the leader's assignor; KIP-848 with `groupProtocol = .consumer`: from the
+/// coordinator, see ConsumerGroupProtocol.swift), heartbeats on its own schedule, commits offsets,
 /// and hands records of its partitions to the application through `records`.
 ///
 /// Offsets: a record counts as processed when the application asks for the next one; automatic
@@ -84,6 +91,14 @@ public final class KafkaGroupConsumer: Sendable {
         /// The record handed to the application and not yet followed by another `next()`.
         var outstanding: (TopicPartition, Int64, UInt64)?
         var needsJoin = true
+        /// An assignment received (SyncGroup) and not started yet: applying it failed (offsets
+        /// could not be fetched...), so the group task tries again.
+        var pendingAssignment: Set<TopicPartition>?
+        /// Heartbeat at once rather than at the interval: to acknowledge an assignment (KIP-848),
+        /// or to retry one that failed.
+        var heartbeatNow = false
+        /// State of the KIP-848 protocol (`groupProtocol == .consumer`).
+        var consumerGroup = ConsumerGroupMemberState()
         var pollExpired = false
         var closed = false
         var fatal: KafkaError?
@@ -183,8 +198,10 @@ public final class KafkaGroupConsumer: Sendable {
         try await sendCommit(offsets, memberId: memberId, generation: generation)
     }
 
-    func sendCommit(_ offsets: [TopicPartition: Int64], memberId: String, generation: Int32) async throws(KafkaError) {
-        let coordinator = try await coordinatorConnection()
+    /// OffsetCommit on the coordinator; `generation` is the generation id (classic) or the member
+    /// epoch (KIP-848). A coordinator that moved or is loading is looked up again and the commit
+    /// retried (a few times); any other error is thrown, after the group reacted to it (rejoin...).
+    func sendCommit(_ offsets: [TopicPartition: Int64], memberId: String, generation: Int32, timeoutMs: Int? = nil) async throws(KafkaError) {
         var request = OffsetCommitRequest()
         request.groupId = config.groupId
         request.generationIdOrMemberEpoch = generation
@@ -197,22 +214,43 @@ public final class KafkaGroupConsumer: Sendable {
                 .init(partitionIndex: $0.key.partition, committedOffset: $0.value, committedLeaderEpoch: -1, commitTimestamp: -1)
             })
         }
-        let response: OffsetCommitResponse
-        do {
-            response = try await coordinator.send(request)
-        } catch {
-            await coordinatorFailed(coordinator, error)
-            throw error
-        }
-        var failure: KafkaError?
-        for t in response.topics {
-            for p in t.partitions where p.errorCode != 0 {
-                let code = KafkaErrorCode(rawValue: p.errorCode)
-                failure = failure ?? .broker(code, context: "commit \(t.name)/\(p.partitionIndex) for group \(config.groupId)")
-                handleGroupError(code)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let coordinator = try await coordinatorConnection()
+            let response: OffsetCommitResponse
+            do {
+                response = try await coordinator.send(request, timeoutMs: timeoutMs)
+            } catch {
+                await coordinatorFailed(coordinator, error)
+                throw error
             }
+            var failure: (code: KafkaErrorCode, partition: String)?
+            var codes = Set<KafkaErrorCode>()
+            for t in response.topics {
+                for p in t.partitions where p.errorCode != 0 {
+                    let code = KafkaErrorCode(rawValue: p.errorCode)
+                    failure = failure ?? (code, "\(t.name)/\(p.partitionIndex)")
+                    codes.insert(code)
+                }
+            }
+            guard let failure else { break }
+            for code in codes { handleGroupError(code) }
+            if Self.coordinatorMoved(failure.code), attempt < 3 {
+                try? await Task.sleep(nanoseconds: UInt64(config.consumer.client.retryBackoffMs) * 1_000_000)
+                continue
+            }
+            let why: String
+            switch failure.code {
+            case .rebalanceInProgress:
+                why = " (the group is rebalancing: this member rejoins; commit again once it has its partitions)"
+            case .unknownMemberId, .illegalGeneration, .fencedMemberEpoch:
+                why = " (this member is no longer part of the group's current generation: it rejoins, and its partitions may go to another member)"
+            default:
+                why = ""
+            }
+            throw .broker(failure.code, context: "commit \(failure.partition) for group \(config.groupId)\(why)")
         }
-        if let failure { throw failure }
         membership.withLock { m in
             for (tp, o) in offsets { m.lastCommitted[tp] = max(m.lastCommitted[tp] ?? -1, o) }
         }
@@ -245,19 +283,30 @@ public final class KafkaGroupConsumer: Sendable {
         if alreadyClosed { return }
         wake.signal()
         let task = groupTask.withLock { $0 }
-        let deadline = Task {
-            try? await Task.sleep(nanoseconds: UInt64(config.closeTimeoutMs) * 1_000_000)
-        }
-        // The group task commits and leaves on its way out; wait for it up to the deadline.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await task?.value }
-            group.addTask { await deadline.value }
-            await group.next()
-            group.cancelAll()
-        }
-        deadline.cancel()
+        // The group task commits and leaves on its way out; wait for it up to the deadline. (Not in
+        // a task group: leaving one waits for all its children, so a group task stuck on a silent
+        // coordinator would hold close() past the deadline.)
+        if let task { await Self.wait(for: task, atMostMs: config.closeTimeoutMs) }
         task?.cancel()
         await fetcher.close()
+    }
+
+    /// Returns when `task` ends or after `ms`, whichever comes first.
+    private static func wait(for task: Task<Void, Never>, atMostMs ms: Int) async {
+        let waiter = OnceContinuation()
+        var timer: Task<Void, Never>?
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            waiter.set(c)
+            timer = Task {
+                try? await Task.sleep(nanoseconds: UInt64(max(ms, 0)) * 1_000_000)
+                waiter.resume()
+            }
+            Task {
+                await task.value
+                waiter.resume()
+            }
+        }
+        timer?.cancel()
     }
 
     /// Leaves without committing or saying goodbye, as a crashed process would (for tests of
@@ -280,10 +329,17 @@ public final class KafkaGroupConsumer: Sendable {
             if closed || Task.isCancelled { break }
             do throws(KafkaError) {
                 if needsJoin && !pollExpired {
-                    try await joinAndSync()
+                    try await join()
                     lastHeartbeat = monotonicNanos()
                     backoffMs = config.consumer.client.retryBackoffMs
                     continue
+                }
+                if !pollExpired {
+                    // Retried each turn while it fails; heartbeats go on meanwhile, so that the
+                    // session does not expire over a coordinator that is slow to load offsets.
+                    do { try await applyPendingAssignment() } catch where error.isRetriable {
+                        logger.debug("starting the assignment failed, retrying", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                    }
                 }
                 let now = monotonicNanos()
                 if !pollExpired, pollIntervalExceeded(now) {
@@ -293,32 +349,85 @@ public final class KafkaGroupConsumer: Sendable {
                     membership.withLock { $0.pollExpired = true; $0.memberId = ""; $0.generationId = -1 }
                     continue
                 }
-                if !pollExpired, now - lastHeartbeat >= UInt64(config.heartbeatIntervalMs) * 1_000_000 {
+                let interval = heartbeatIntervalNanos
+                let heartbeatNow = membership.withLock { m in defer { m.heartbeatNow = false }; return m.heartbeatNow }
+                if !pollExpired, heartbeatNow || now - lastHeartbeat >= interval {
                     lastHeartbeat = now
                     try await heartbeat()
+                    backoffMs = config.consumer.client.retryBackoffMs
                 }
                 if config.enableAutoCommit, !pollExpired, now - lastAutoCommit >= UInt64(config.autoCommitIntervalMs) * 1_000_000 {
                     lastAutoCommit = now
                     await autoCommit()
                 }
-                let next = min(lastHeartbeat + UInt64(config.heartbeatIntervalMs) * 1_000_000,
+                // A heartbeat or a commit asked for a rejoin (or another heartbeat): at once.
+                if membership.withLock({ ($0.needsJoin && !$0.pollExpired) || $0.heartbeatNow }) { continue }
+                let next = min(lastHeartbeat + interval,
                                config.enableAutoCommit ? lastAutoCommit + UInt64(config.autoCommitIntervalMs) * 1_000_000 : .max,
                                monotonicNanos() + 1_000_000_000)
                 await wake.wait(until: next)
             } catch {
                 if case .closed = error { break }
-                if !error.isRetriable {
+                if !error.isRetriable && !Self.isRejoinable(error) {
                     logger.error("group consumer failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
                     membership.withLock { $0.fatal = error }
                     fetcher.channel.finish(throwing: error)
                     break
                 }
                 logger.debug("group operation failed, retrying", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+                // Retry what failed (a join, or a heartbeat on a coordinator found again) after the backoff.
+                membership.withLock { m in if !m.needsJoin { m.heartbeatNow = true } }
                 try? await Task.sleep(nanoseconds: UInt64(backoffMs) * 1_000_000)
                 backoffMs = min(backoffMs * 2, 2_000)
             }
         }
         await shutdown()
+    }
+
+    /// Group errors after which the member rejoins (the handler already asked for it) rather than stops.
+    static func isRejoinable(_ error: KafkaError) -> Bool {
+        guard case let .broker(code, _) = error else { return false }
+        switch code {
+        case .unknownMemberId, .illegalGeneration, .rebalanceInProgress, .memberIdRequired, .fencedMemberEpoch: return true
+        default: return false
+        }
+    }
+
+    /// Errors that mean the coordinator moved (or is not ready yet): find it again and retry.
+    static func coordinatorMoved(_ code: KafkaErrorCode) -> Bool {
+        code == .notCoordinator || code == .coordinatorNotAvailable || code == .coordinatorLoadInProgress
+    }
+
+    private var heartbeatIntervalNanos: UInt64 {
+        let brokerMs = membership.withLock { $0.consumerGroup.heartbeatIntervalMs }
+        return UInt64(max(brokerMs ?? config.heartbeatIntervalMs, 1)) * 1_000_000
+    }
+
+    /// Joins the group: JoinGroup and SyncGroup (classic), or a heartbeat with epoch 0 (KIP-848).
+    private func join() async throws(KafkaError) {
+        switch config.groupProtocol {
+        case .classic: try await joinAndSync()
+        case .consumer: try await consumerGroupHeartbeat()
+        }
+    }
+
+    private func heartbeat() async throws(KafkaError) {
+        switch config.groupProtocol {
+        case .classic: try await classicHeartbeat()
+        case .consumer: try await consumerGroupHeartbeat()
+        }
+    }
+
+    /// Starts an assignment that was received but could not be started yet.
+    private func applyPendingAssignment() async throws(KafkaError) {
+        switch config.groupProtocol {
+        case .classic:
+            guard let pending = membership.withLock({ $0.pendingAssignment }) else { return }
+            try await apply(pending)
+            membership.withLock { m in if m.pendingAssignment == pending { m.pendingAssignment = nil } }
+        case .consumer:
+            try await reconcileConsumerGroupAssignment()
+        }
     }
 
     private func pollIntervalExceeded(_ now: UInt64) -> Bool {
@@ -328,24 +437,25 @@ public final class KafkaGroupConsumer: Sendable {
         }
     }
 
-    /// On close: commit what was processed, then leave (dynamic members only).
+    /// On close: commit what was processed, then leave (classic: dynamic members only; KIP-848: a
+    /// static member leaves with epoch -2, which keeps its partitions for its return).
     private func shutdown() async {
         let (wasMember, memberId, generation) = membership.withLock { ($0.generationId >= 0 && !$0.memberId.isEmpty, $0.memberId, $0.generationId) }
         guard wasMember else { return }
         if config.enableAutoCommit {
             let offsets = membership.withLock { m in m.processed.filter { m.assigned.contains($0.key) && m.lastCommitted[$0.key] != $0.value } }
             if !offsets.isEmpty {
-                do { try await sendCommit(offsets, memberId: memberId, generation: generation) } catch {
+                do { try await sendCommit(offsets, memberId: memberId, generation: generation, timeoutMs: config.closeTimeoutMs) } catch {
                     logger.warning("final commit failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
                     config.onAutoCommit?(.failure(error))
                 }
             }
         }
         await callHandler(.revoked(Array(assignment).sorted()))
-        if config.groupInstanceId == nil { await leaveGroup(reason: "the consumer is closing") }
+        if config.groupInstanceId == nil || config.groupProtocol == .consumer { await leaveGroup(reason: "the consumer is closing") }
     }
 
-    private func autoCommit() async {
+    func autoCommit() async {
         let (offsets, memberId, generation) = membership.withLock { m in
             (m.processed.filter { m.assigned.contains($0.key) && m.lastCommitted[$0.key] != $0.value }, m.memberId, m.generationId)
         }
@@ -361,39 +471,43 @@ public final class KafkaGroupConsumer: Sendable {
 
     // MARK: Coordinator
 
-    private func coordinatorConnection() async throws(KafkaError) -> BrokerConnection {
+    func coordinatorConnection() async throws(KafkaError) -> BrokerConnection {
         if let c = membership.withLock({ $0.coordinator }), !c.isClosed { return c }
         let c = try await cluster.groupCoordinator(config.groupId)
         membership.withLock { $0.coordinator = c }
         return c
     }
 
-    private func coordinatorFailed(_ c: BrokerConnection, _ error: KafkaError) async {
+    func coordinatorFailed(_ c: BrokerConnection, _ error: KafkaError) async {
         if case .network = error {
             membership.withLock { m in if m.coordinator === c { m.coordinator = nil } }
             await cluster.connectionFailed(c)
         }
     }
 
-    /// Reacts to a group error code from any group request.
-    private func handleGroupError(_ code: KafkaErrorCode) {
+    /// Reacts to a group error code from any group request (from the application's task too: a
+    /// rejoin it asks for wakes the group task).
+    func handleGroupError(_ code: KafkaErrorCode) {
         switch code {
         case .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
             membership.withLock { $0.coordinator = nil }
         case .rebalanceInProgress:
             membership.withLock { $0.needsJoin = true }
-        case .unknownMemberId, .illegalGeneration:
+            wake.signal()
+        case .unknownMemberId, .illegalGeneration, .fencedMemberEpoch:
+            // The generation (or member epoch) is gone: owned partitions are lost on the rejoin.
             membership.withLock { m in
                 if code == .unknownMemberId { m.memberId = "" }
                 m.generationId = -1
                 m.needsJoin = true
             }
+            wake.signal()
         default:
             break
         }
     }
 
-    private func heartbeat() async throws(KafkaError) {
+    private func classicHeartbeat() async throws(KafkaError) {
         let coordinator = try await coordinatorConnection()
         let (memberId, generation) = membership.withLock { ($0.memberId, $0.generationId) }
         var request = HeartbeatRequest()
@@ -422,26 +536,35 @@ public final class KafkaGroupConsumer: Sendable {
         case .fencedInstanceId:
             throw .broker(code, context: "group \(config.groupId): another member uses group.instance.id \(config.groupInstanceId ?? "")")
         case .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
+            // Thrown (retriable): the group task finds the coordinator again and heartbeats after a backoff.
             handleGroupError(code)
+            throw .broker(code, context: "heartbeat for group \(config.groupId)")
         default:
             throw .broker(code, context: "heartbeat for group \(config.groupId)")
         }
     }
 
     private func leaveGroup(reason: String) async {
-        guard let coordinator = try? await coordinatorConnection() else { return }
+        if config.groupProtocol == .consumer { await leaveConsumerGroup(); return }
+        guard let coordinator = try? await coordinatorConnection(),
+              let version = try? coordinator.versions.version(for: LeaveGroupRequest.self) else { return }
         let memberId = membership.withLock { $0.memberId }
         guard !memberId.isEmpty else { return }
         var request = LeaveGroupRequest()
         request.groupId = config.groupId
-        request.memberId = memberId
-        request.members = [.init(memberId: memberId, groupInstanceId: config.groupInstanceId, reason: reason)]
-        _ = try? await coordinator.send(request, timeoutMs: config.closeTimeoutMs)
+        // v3+ (KIP-345) names the members in a list; before, the member id is top-level. Setting
+        // both fails to encode.
+        if version >= 3 {
+            request.members = [.init(memberId: memberId, groupInstanceId: config.groupInstanceId, reason: reason)]
+        } else {
+            request.memberId = memberId
+        }
+        _ = try? await coordinator.send(request, version: version, timeoutMs: config.closeTimeoutMs)
     }
 
     // MARK: Rebalancing
 
-    private func callHandler(_ event: RebalanceEvent) async {
+    func callHandler(_ event: RebalanceEvent) async {
         switch event {
         case let .assigned(p), let .revoked(p), let .lost(p): if p.isEmpty { return }
         }
@@ -449,7 +572,7 @@ public final class KafkaGroupConsumer: Sendable {
     }
 
     /// Gives up partitions: `lost` ones without committing.
-    private func revoke(_ partitions: Set<TopicPartition>? = nil, lost: Bool = false) async {
+    func revoke(_ partitions: Set<TopicPartition>? = nil, lost: Bool = false) async {
         let (gone, offsets, memberId, generation) = membership.withLock { m in
             let gone = partitions ?? m.assigned
             return (gone, m.processed.filter { gone.contains($0.key) && m.lastCommitted[$0.key] != $0.value }, m.memberId, m.generationId)
@@ -481,6 +604,13 @@ public final class KafkaGroupConsumer: Sendable {
     }
 
     private func joinAndSync() async throws(KafkaError) {
+        // After UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION (from a commit or a sync) the partitions may
+        // already be someone else's: lost, not revoked, and not committed.
+        let lostMembership = membership.withLock { m in
+            m.pendingAssignment = nil
+            return m.generationId < 0 && !m.assigned.isEmpty
+        }
+        if lostMembership { await revoke(lost: true) }
         if config.rebalanceProtocol == .eager { await revoke() }
         let coordinator = try await coordinatorConnection()
         let owned = membership.withLock { $0.assigned }
@@ -504,6 +634,7 @@ public final class KafkaGroupConsumer: Sendable {
         // JoinGroup waits for every member (up to the rebalance timeout): it needs a longer deadline.
         let joinTimeout = config.maxPollIntervalMs + config.consumer.client.requestTimeoutMs
         var response: JoinGroupResponse
+        var memberIdRequired = 0
         while true {
             join.memberId = membership.withLock { $0.memberId }
             do {
@@ -514,19 +645,16 @@ public final class KafkaGroupConsumer: Sendable {
             }
             let code = KafkaErrorCode(rawValue: response.errorCode)
             if code == .memberIdRequired {
-                // KIP-394: the coordinator hands out the member id first; join again with it.
+                // KIP-394: the coordinator hands out the member id first; join again with it (at
+                // once the first time; after a backoff if it asks again).
                 membership.withLock { $0.memberId = response.memberId }
-                continue
+                memberIdRequired += 1
+                if memberIdRequired == 1 { continue }
             }
             if code != .none {
+                // Coordinator moves and membership errors are retried (see isRejoinable); others stop the member.
                 handleGroupError(code)
-                switch code {
-                case .unknownMemberId, .illegalGeneration, .rebalanceInProgress, .notCoordinator,
-                     .coordinatorNotAvailable, .coordinatorLoadInProgress:
-                    throw .broker(code, context: "join group \(config.groupId)")
-                default:
-                    throw .broker(code, context: "join group \(config.groupId)")
-                }
+                throw .broker(code, context: "join group \(config.groupId)")
             }
             break
         }
@@ -570,8 +698,12 @@ public final class KafkaGroupConsumer: Sendable {
         }
         var newAssignment = Set<TopicPartition>()
         for (topic, partitions) in assignment { for p in partitions { newAssignment.insert(TopicPartition(topic: topic, partition: p)) } }
-        membership.withLock { $0.needsJoin = false }
-        try await apply(newAssignment)
+        membership.withLock { m in
+            m.needsJoin = false
+            m.pendingAssignment = newAssignment
+        }
+        // If this fails (offsets cannot be fetched yet...), the group task tries again.
+        try await applyPendingAssignment()
     }
 
     /// The leader's part: decode every member's subscription, run the chosen assignor.
@@ -602,14 +734,15 @@ public final class KafkaGroupConsumer: Sendable {
 
     /// Moves from the current assignment to `new`: revokes what left (then rejoins, cooperative),
     /// fetches committed offsets of what arrived and starts fetching it.
-    private func apply(_ new: Set<TopicPartition>) async throws(KafkaError) {
+    func apply(_ new: Set<TopicPartition>) async throws(KafkaError) {
         let current = membership.withLock { $0.assigned }
         let revoked = current.subtracting(new)
         let added = new.subtracting(current)
         if !revoked.isEmpty {
             await revoke(revoked)
             // Cooperative: the partitions we gave up go to their new owner in a follow-up round.
-            if config.rebalanceProtocol == .cooperative { membership.withLock { $0.needsJoin = true } }
+            // (KIP-848 needs no second round: the next heartbeat reports what this member owns.)
+            if config.groupProtocol == .classic && config.rebalanceProtocol == .cooperative { membership.withLock { $0.needsJoin = true } }
         }
         guard !added.isEmpty else { return }
         let coordinator = try await coordinatorConnection()
@@ -648,4 +781,11 @@ public final class KafkaGroupConsumer: Sendable {
         try await fetcher.assign(positions: positions)
         logger.info("partitions assigned", metadata: ["group": "\(config.groupId)", "added": "\(added.count)", "revoked": "\(revoked.count)", "owned": "\(new.count)"])
     }
+}
+
+/// A continuation resumed by whichever of several tasks gets there first.
+private final class OnceContinuation: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    func set(_ c: CheckedContinuation<Void, Never>) { continuation.withLock { $0 = c } }
+    func resume() { continuation.withLock { c in defer { c = nil }; return c }?.resume() }
 }

@@ -74,7 +74,8 @@ public final class Connection: Sendable {
         var inFlight: [Pending] = []
         var inFlightHead = 0
         var closedReason: NetworkError?
-        var threadDone: CheckedContinuation<Void, Never>?
+        /// Everyone waiting in `close()` (several may: a failed request and the cluster closing).
+        var threadDone: [CheckedContinuation<Void, Never>] = []
         var threadExited = false
     }
 
@@ -136,18 +137,25 @@ public final class Connection: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], any Error>) in
                 let p = Pending(correlationId: correlationId, apiKey: apiKey, continuation: c, deadline: deadline, timeoutMs: timeoutMs)
-                if let error = enqueue(frame, pending: p) { c.resume(throwing: error) }
+                if let error = enqueue(frame, pending: p) { c.resume(throwing: error); return }
+                // A task cancelled before the request was queued ran the handler below too early to
+                // find it: release the waiter now rather than at the request's deadline.
+                if Task.isCancelled { releaseWaiter(correlationId) }
             }
         } onCancel: {
-            // The response will still arrive and must be read to keep the stream aligned: only the
-            // waiter is released.
-            let c = state.withLock { s -> CheckedContinuation<[UInt8], any Error>? in
-                guard let i = s.inFlight[s.inFlightHead...].firstIndex(where: { $0.correlationId == correlationId }) else { return nil }
-                defer { s.inFlight[i].continuation = nil }
-                return s.inFlight[i].continuation
-            }
-            c?.resume(throwing: CancellationError())
+            releaseWaiter(correlationId)
         }
+    }
+
+    /// Fails the waiter of a request with CancellationError. The response will still arrive and
+    /// must be read to keep the stream aligned: only the waiter is released.
+    private func releaseWaiter(_ correlationId: Int32) {
+        let c = state.withLock { s -> CheckedContinuation<[UInt8], any Error>? in
+            guard let i = s.inFlight[s.inFlightHead...].firstIndex(where: { $0.correlationId == correlationId }) else { return nil }
+            defer { s.inFlight[i].continuation = nil }
+            return s.inFlight[i].continuation
+        }
+        c?.resume(throwing: CancellationError())
     }
 
     /// Queues bytes, writing straight to the socket when nothing else is queued.
@@ -196,7 +204,7 @@ public final class Connection: Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow = state.withLock { s -> Bool in
                 if s.threadExited { return true }
-                s.threadDone = c
+                s.threadDone.append(c)
                 return false
             }
             if resumeNow { c.resume() }
@@ -277,15 +285,15 @@ public final class Connection: Sendable {
                 break
             }
         }
-        let done = state.withLock { s -> CheckedContinuation<Void, Never>? in
+        let done = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             socket.close()
             _ = closeDescriptor(wakeRead)
             _ = closeDescriptor(wakeWrite)
             s.threadExited = true
-            defer { s.threadDone = nil }
+            defer { s.threadDone = [] }
             return s.threadDone
         }
-        done?.resume()
+        for c in done { c.resume() }
     }
 
     private func flushOutbound() -> NetworkError? {
