@@ -123,6 +123,24 @@ final class ConsumerGroupCoordinator: Sendable {
         await consumer.close()
     }
 
+    /// ConsumerGroupHeartbeat v1 (Kafka 4.0, KIP-1082): the member makes up its own id.
+    @Test func version1JoinsWithAMemberIdOfItsOwn() async throws {
+        let b = try GroupBroker(topics: ["t": 1], offerConsumerGroupHeartbeat: true, consumerGroupHeartbeatVersions: 0...1)
+        defer { b.stop() }
+        let t = b.topicId("t")
+        let coordinator = ConsumerGroupCoordinator(on: b)
+        coordinator.with { $0.joinAssignment = [t: [0]] }
+        let consumer = KafkaGroupConsumer(config: Self.config(b), topics: ["t"])
+        #expect(await T.eventually { consumer.assignment == [T.tp("t", 0)] })
+        let join = try #require(b.broker.requests.first { $0.apiKey == ApiKey.consumerGroupHeartbeat.rawValue })
+        #expect(join.apiVersion == 1)
+        let request = try ConsumerGroupHeartbeatRequest.decode(join.body, version: 1)
+        #expect(request.memberEpoch == 0)
+        #expect(request.memberId.count == 22)
+        #expect(consumer.memberId == request.memberId)
+        await consumer.close()
+    }
+
     /// A new assignment: what is gone is committed (with the member epoch) and revoked, what is new
     /// starts, and the next heartbeat reports the owned partitions.
     @Test func assignmentChangeRevokesThenAcknowledges() async throws {

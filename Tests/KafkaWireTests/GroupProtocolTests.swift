@@ -61,12 +61,15 @@ final class GroupBroker: Sendable {
     ]
 
     /// `dataPort`: where Metadata says the (only) broker is; default this one.
-    init(topics: [String: Int32] = ["t": 1], offerConsumerGroupHeartbeat: Bool = false, offerClassic: Bool = true, dataPort: Int? = nil) throws {
+    init(
+        topics: [String: Int32] = ["t": 1], offerConsumerGroupHeartbeat: Bool = false,
+        consumerGroupHeartbeatVersions: ClosedRange<Int16> = 0...0, offerClassic: Bool = true, dataPort: Int? = nil
+    ) throws {
         let shared = self.shared
         var apis = Scripted.supported + (offerClassic ? Self.groupApis : Self.groupApis.filter {
             [.findCoordinator, .offsetCommit, .offsetFetch].contains($0.0)
         })
-        if offerConsumerGroupHeartbeat { apis.append((.consumerGroupHeartbeat, 0...0)) }
+        if offerConsumerGroupHeartbeat { apis.append((.consumerGroupHeartbeat, consumerGroupHeartbeatVersions)) }
         let advertised = apis
         broker = try FakeBroker { req in GroupBroker.answer(req, shared, advertised) }
         shared.port.withLock { $0 = broker.port }

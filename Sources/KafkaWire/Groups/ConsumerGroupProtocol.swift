@@ -51,6 +51,11 @@ extension KafkaGroupConsumer {
             return !m.assigned.isEmpty
         }
         if rejoining { await revoke(lost: true) }
+        if version >= 1 {
+            // v1+ (KIP-1082, Kafka 4.0): the member makes up its id; the coordinator refuses an
+            // empty one. v0 leaves it empty and takes the coordinator's.
+            membership.withLock { m in if m.memberId.isEmpty { m.memberId = KafkaUUID.random().description } }
+        }
         let (joining, memberId, epoch, owned, allFields, reported) = membership.withLock { m in
             (m.needsJoin, m.memberId, m.generationId, m.assigned, m.needsJoin || m.consumerGroup.sendAllFields,
              m.consumerGroup.reportedOwned)
