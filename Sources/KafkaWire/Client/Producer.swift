@@ -116,6 +116,15 @@ public final class KafkaProducer: Sendable {
         var flushWaiters: [CheckedContinuation<Void, Never>] = []
         var spaceWaiters: [CheckedContinuation<Void, Never>] = []
         var failures: [(TopicPartition, KafkaError)] = []
+        /// Partitions whose leader is being looked up; their batches wait in `ready`, in order.
+        var resolving: Set<TopicPartition> = []
+        /// Requests to each leader queue on its connection in the order the sender made them (each
+        /// send task encodes on its own, so a later one may be ready first): tickets handed out,
+        /// the ticket whose turn it is, tickets done early, and the tasks waiting for their turn.
+        var nextTicket: [Int32: UInt64] = [:]
+        var turn: [Int32: UInt64] = [:]
+        var doneEarly: [Int32: Set<UInt64>] = [:]
+        var turnWaiters: [Int32: [UInt64: CheckedContinuation<Void, Never>]] = [:]
         var closed = false
     }
 
@@ -318,22 +327,26 @@ public final class KafkaProducer: Sendable {
 
     private func runSender() async {
         while true {
-            let (work, nextDeadline, stop) = collectReady()
+            let (work, resolve, nextDeadline, stop) = collectReady()
             if stop { return }
-            for (leader, batches) in work {
-                Task { await self.sendBatches(batches, to: leader) }
+            for tp in resolve {
+                Task { await self.resolveLeader(tp) }
+            }
+            for (leader, (batches, ticket)) in work {
+                Task { await self.sendBatches(batches, to: leader, ticket: ticket) }
             }
             if work.isEmpty { await wake.wait(until: nextDeadline) }
         }
     }
 
-    /// Moves lingered batches to ready, then picks ready batches whose leader has room in flight.
-    private func collectReady() -> ([Int32: [Batch]], UInt64?, Bool) {
+    /// Moves lingered batches to ready, then picks ready batches whose leader has room in flight,
+    /// and names the partitions whose leader must be looked up first.
+    private func collectReady() -> ([Int32: ([Batch], UInt64)], [TopicPartition], UInt64?, Bool) {
         let now = monotonicNanos()
         let linger = UInt64(config.lingerMs) * 1_000_000
         return state.withLock { s in
             if s.closed && s.ready.isEmpty && s.open.isEmpty && s.inFlightPerBroker.values.allSatisfy({ $0 == 0 }) {
-                return ([:], nil, true)
+                return ([:], [], nil, true)
             }
             var nextDeadline: UInt64?
             for (tp, batch) in s.open {
@@ -345,12 +358,14 @@ public final class KafkaProducer: Sendable {
                     nextDeadline = min(nextDeadline ?? .max, batch.createdAt + linger)
                 }
             }
-            // Group ready batches by leader; the leader cache is filled by the send tasks.
+            // Group ready batches by leader. A partition whose leader is unknown keeps its batches
+            // queued (so that they still go out in the order they were made) while one task looks
+            // the leader up.
             var work: [Int32: [Batch]] = [:]
+            var resolve: [TopicPartition] = []
             for (tp, batches) in s.ready where !batches.isEmpty {
                 guard let leader = leaderCache.withLock({ $0[tp] }) else {
-                    work[-1, default: []].append(contentsOf: batches)  // leader unknown: resolve first
-                    s.ready[tp] = nil
+                    if s.resolving.insert(tp).inserted { resolve.append(tp) }
                     continue
                 }
                 let inFlight = s.inFlightPerBroker[leader, default: 0]
@@ -358,30 +373,78 @@ public final class KafkaProducer: Sendable {
                 work[leader, default: []].append(contentsOf: batches)
                 s.ready[tp] = nil
             }
-            for leader in work.keys { s.inFlightPerBroker[leader, default: 0] += 1 }
-            return (work, nextDeadline, false)
+            var ticketed: [Int32: ([Batch], UInt64)] = [:]
+            for (leader, batches) in work {
+                s.inFlightPerBroker[leader, default: 0] += 1
+                let ticket = s.nextTicket[leader, default: 0]
+                s.nextTicket[leader] = ticket + 1
+                ticketed[leader] = (batches, ticket)
+            }
+            return (ticketed, resolve, nextDeadline, false)
         }
     }
 
     private let leaderCache = Mutex<[TopicPartition: Int32]>([:])
 
-    private func sendBatches(_ batches: [Batch], to leader: Int32) async {
+    /// Looks up a partition's leader for its queued batches. On failure, the batches that cannot
+    /// wait any longer (delivery timeout, an error retrying cannot help, closed) fail; the others
+    /// stay queued, in order, for the next lookup after the retry backoff.
+    private func resolveLeader(_ tp: TopicPartition) async {
+        defer { wake.signal() }
+        do {
+            let leader = try await cluster.leader(topic: tp.topic, partition: tp.partition)
+            state.withLock { s in
+                leaderCache.withLock { $0[tp] = leader }
+                s.resolving.remove(tp)
+            }
+        } catch {
+            let now = monotonicNanos()
+            let hopeless = state.withLock { s -> [Batch] in
+                var keep: [Batch] = []
+                var fail: [Batch] = []
+                for b in s.ready[tp] ?? [] {
+                    let expired = now > b.createdAt + UInt64(config.deliveryTimeoutMs) * 1_000_000
+                    if !error.isRetriable || expired || s.closed { fail.append(b) } else { keep.append(b) }
+                }
+                s.ready[tp] = keep.isEmpty ? nil : keep
+                return fail
+            }
+            for b in hopeless { retryOrFail(b, error) }
+            try? await Task.sleep(nanoseconds: UInt64(config.client.retryBackoffMs) * 1_000_000)
+            state.withLock { _ = $0.resolving.remove(tp) }
+        }
+    }
+
+    /// Waits until the requests of every earlier ticket to `leader` are queued (or given up).
+    private func waitTurn(_ leader: Int32, _ ticket: UInt64) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.turn[leader, default: 0] == ticket { return true }
+                s.turnWaiters[leader, default: [:]][ticket] = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    /// Marks a ticket's request queued (or given up), letting the next ones go.
+    private func finishTurn(_ leader: Int32, _ ticket: UInt64) {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.doneEarly[leader, default: []].insert(ticket)
+            var turn = s.turn[leader, default: 0]
+            while s.doneEarly[leader]?.remove(turn) != nil { turn += 1 }
+            s.turn[leader] = turn
+            return s.turnWaiters[leader]?.removeValue(forKey: turn)
+        }
+        next?.resume()
+    }
+
+    private func sendBatches(_ batches: [Batch], to leader: Int32, ticket: UInt64) async {
+        let turn = TurnRelease { [self] in finishTurn(leader, ticket) }
         defer {
+            turn.release()
             state.withLock { s in s.inFlightPerBroker[leader, default: 1] -= 1 }
             wake.signal()
-        }
-        if leader < 0 {
-            // Resolve leaders, then hand the batches back to the sender.
-            for b in batches {
-                do {
-                    let l = try await cluster.leader(topic: b.partition.topic, partition: b.partition.partition)
-                    leaderCache.withLock { $0[b.partition] = l }
-                    requeue(b)
-                } catch {
-                    retryOrFail(b, error)
-                }
-            }
-            return
         }
         let connection: BrokerConnection
         do {
@@ -412,9 +475,10 @@ public final class KafkaProducer: Sendable {
         if batches.isEmpty { return }
         request.topicData = order.map { .init(name: $0, partitionData: byTopic[$0]!) }
 
+        await waitTurn(leader, ticket)
         if config.acks == .none {
             do {
-                try await connection.sendWithoutResponse(request)
+                try await connection.sendWithoutResponse(request, queued: { turn.release() })
                 for b in batches { complete(b, baseOffset: -1, logAppendTime: -1) }
             } catch {
                 await cluster.connectionFailed(connection)
@@ -424,7 +488,7 @@ public final class KafkaProducer: Sendable {
         }
         let response: ProduceResponse
         do {
-            response = try await connection.send(request)
+            response = try await connection.send(request, queued: { turn.release() })
         } catch {
             if case .network = error { await cluster.connectionFailed(connection) }
             for b in batches { retryOrFail(b, error) }
@@ -515,6 +579,16 @@ public final class KafkaProducer: Sendable {
         }
         for c in flushed { c.resume() }
         for c in space { c.resume() }
+    }
+}
+
+/// Runs its action once, whichever of the request being queued or the send task ending comes first.
+private final class TurnRelease: Sendable {
+    private let done = Mutex(false)
+    private let action: @Sendable () -> Void
+    init(_ action: @escaping @Sendable () -> Void) { self.action = action }
+    func release() {
+        if done.withLock({ d -> Bool in defer { d = true }; return !d }) { action() }
     }
 }
 

@@ -148,21 +148,28 @@ public final class BrokerConnection: Sendable {
         return try versions.version(for: type)
     }
 
-    /// Sends a request at the negotiated version (or `version`) and decodes the answer.
-    public func send<R: KafkaRequest>(_ request: R, version: Int16? = nil, timeoutMs: Int? = nil) async throws(KafkaError) -> R.Response {
+    /// Sends a request at the negotiated version (or `version`) and decodes the answer. `queued` is
+    /// called once the request is queued on the socket, before its answer is awaited (not at all if
+    /// it fails before that).
+    public func send<R: KafkaRequest>(
+        _ request: R, version: Int16? = nil, timeoutMs: Int? = nil, queued: (@Sendable () -> Void)? = nil
+    ) async throws(KafkaError) -> R.Response {
         let v = try pick(version, R.self)
-        let frame = try await roundTrip(request, version: v, timeoutMs: timeoutMs)
+        let frame = try await roundTrip(request, version: v, timeoutMs: timeoutMs, queued: queued)
         return try decodeBody(R.Response.self, frame: frame, version: v)
     }
 
     /// Sends a request that gets no answer (Produce with acks=0).
-    public func sendWithoutResponse<R: KafkaRequest>(_ request: R, version: Int16? = nil) async throws(KafkaError) {
+    public func sendWithoutResponse<R: KafkaRequest>(
+        _ request: R, version: Int16? = nil, queued: (@Sendable () -> Void)? = nil
+    ) async throws(KafkaError) {
         let v = try pick(version, R.self)
-        _ = try await roundTrip(request, version: v, expectsResponse: false)
+        _ = try await roundTrip(request, version: v, expectsResponse: false, queued: queued)
     }
 
     func roundTrip<R: KafkaRequest>(
-        _ request: R, version: Int16, timeoutMs: Int? = nil, expectsResponse: Bool = true
+        _ request: R, version: Int16, timeoutMs: Int? = nil, expectsResponse: Bool = true,
+        queued: (@Sendable () -> Void)? = nil
     ) async throws(KafkaError) -> [UInt8] {
         let correlationId = correlation.wrappingAdd(1, ordering: .relaxed).newValue & Int32.max
         var w = WireWriter(capacity: 512)
@@ -182,7 +189,7 @@ public final class BrokerConnection: Sendable {
         do {
             let frame = try await connection.send(
                 frame: w.bytes, correlationId: correlationId, apiKey: R.apiKey, timeoutMs: timeout,
-                expectsResponse: expectsResponse)
+                expectsResponse: expectsResponse, queued: queued)
             if logger.logLevel <= .debug {
                 logger.debug("request", metadata: [
                     "api": "\(ApiKey(rawValue: R.apiKey)?.name ?? "\(R.apiKey)")", "version": "\(version)",

@@ -119,8 +119,11 @@ public final class Connection: Sendable {
     /// Sends one framed request (`frame` must begin with a 4-byte size placeholder, patched here)
     /// and returns the response frame (header and body, without the size prefix).
     /// With `expectsResponse == false` (Produce with acks=0) it returns `[]` once the bytes are queued.
+    /// `queued` is called once the frame is queued for writing (or refused), before the answer is
+    /// awaited: callers that must keep requests in order let the next one go from there.
     public func send(
-        frame: [UInt8], correlationId: Int32, apiKey: Int16, timeoutMs: Int, expectsResponse: Bool = true
+        frame: [UInt8], correlationId: Int32, apiKey: Int16, timeoutMs: Int, expectsResponse: Bool = true,
+        queued: (@Sendable () -> Void)? = nil
     ) async throws -> [UInt8] {
         var frame = frame
         let size = UInt32(frame.count - 4)
@@ -130,14 +133,18 @@ public final class Connection: Sendable {
         frame[3] = UInt8(truncatingIfNeeded: size)
 
         if !expectsResponse {
-            if let error = enqueue(frame, pending: nil) { throw error }
+            let error = enqueue(frame, pending: nil)
+            queued?()
+            if let error { throw error }
             return []
         }
         let deadline = monotonicNanos() + UInt64(max(timeoutMs, 0)) * 1_000_000
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<[UInt8], any Error>) in
                 let p = Pending(correlationId: correlationId, apiKey: apiKey, continuation: c, deadline: deadline, timeoutMs: timeoutMs)
-                if let error = enqueue(frame, pending: p) { c.resume(throwing: error); return }
+                let error = enqueue(frame, pending: p)
+                queued?()
+                if let error { c.resume(throwing: error); return }
                 // A task cancelled before the request was queued ran the handler below too early to
                 // find it: release the waiter now rather than at the request's deadline.
                 if Task.isCancelled { releaseWaiter(correlationId) }
