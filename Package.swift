@@ -19,9 +19,11 @@ let package = Package(
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
         .executable(name: "kafkawire-bench", targets: ["KafkaWireBenchmarks"]),
+        .executable(name: "kwire", targets: ["kwire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .target(name: "CKafkaSupport"),
@@ -48,6 +50,12 @@ let package = Package(
         .executableTarget(name: "KafkaWireDemo", dependencies: ["KafkaWire"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireInterop", dependencies: ["KafkaWire"], swiftSettings: strict),
         .executableTarget(name: "KafkaWireBenchmarks", dependencies: ["KafkaWire"], swiftSettings: strict),
+        // The kwire command-line client (kcat's spirit on KafkaWire).
+        .executableTarget(
+            name: "kwire",
+            dependencies: ["KafkaWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
         .target(name: "KafkaWireFuzz", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
 
