@@ -8,10 +8,17 @@
 //       output: {"partition", "offset", "timestamp", "key", "value", "headers"} per record
 //   kafkawire-interop group -b HOST:PORT -t TOPIC[,TOPIC] -g GROUP [-a range,cooperative-sticky]
 //       [--instance-id ID] [--session-ms 6000] [--heartbeat-ms 500] [-c COUNT] [--commit auto|each]
-//       [--reset earliest|latest]
-//       a group member: prints {"event": "assigned"|"revoked"|"lost", "partitions": [[topic, p]]} and
-//       {"topic", "partition", "offset", "value"} lines; SIGTERM closes it gracefully (commit, leave),
-//       SIGKILL is a crash; exits after COUNT records if given.
+//       [--reset earliest|latest] [--quiet]
+//       a group member: prints {"event": "assigned"|"revoked"|"lost", "partitions": [[topic, p]]},
+//       {"event": "committed", "offsets": [[topic, p, offset]]} after each successful automatic commit,
+//       and {"topic", "partition", "offset", "value"} lines (with --quiet: {"progress": n} every 1000
+//       records instead); SIGTERM closes it gracefully (commit, leave), SIGKILL is a crash; exits
+//       after COUNT records if given, printing {"event": "closed", "records": n, "firstRecordMs",
+//       "lastRecordMs"} last (wall-clock times of the first and last record, null if none).
+//   kafkawire-interop describe-group -b HOST:PORT -g GROUP
+//       output: one line {"group", "state", "protocolType", "assignor", "totalLag",
+//       "members": [{"memberId", "groupInstanceId", "clientId", "clientHost", "assignment": [[topic, p]]}],
+//       "partitions": [{"topic", "partition", "committed", "highWatermark", "lag", "memberId"}]}
 import Foundation
 import KafkaWire
 
@@ -49,9 +56,14 @@ struct Interop {
     static func main() async {
         let args = CommandLine.arguments
         do {
-            guard args.count >= 2 else { throw Failure("usage: kafkawire-interop produce|consume ...") }
+            guard args.count >= 2 else { throw Failure("usage: kafkawire-interop produce|consume|group|describe-group ...") }
             let f = try flags(args.dropFirst(2))
-            guard let bootstrap = f["-b"], let topic = f["-t"] else { throw Failure("-b and -t are required") }
+            guard let bootstrap = f["-b"] else { throw Failure("-b is required") }
+            if args[1] == "describe-group" {
+                try await describeGroup(bootstrap, f)
+                return
+            }
+            guard let topic = f["-t"] else { throw Failure("-t is required") }
             switch args[1] {
             case "produce": try await produce(bootstrap, topic, f)
             case "consume": try await consume(bootstrap, topic, f)
@@ -120,7 +132,12 @@ struct Interop {
             }
         }
         let commitEach = f["--commit"] == "each"
+        let quiet = f["--quiet"].map { $0 != "0" && $0 != "false" } ?? false
         config.enableAutoCommit = !commitEach
+        config.onAutoCommit = { result in
+            guard case let .success(offsets) = result else { return }
+            try? emit(["event": "committed", "offsets": offsets.keys.sorted().map { [$0.topic, Int($0.partition), Int(offsets[$0]!)] as [Any] }])
+        }
         config.onRebalance = { event in
             let (name, partitions): (String, [TopicPartition]) = switch event {
             case let .assigned(p): ("assigned", p)
@@ -136,14 +153,47 @@ struct Interop {
         stop.resume()
         let count = f["-c"].flatMap(Int.init) ?? Int.max
         var seen = 0
+        var firstMs: Int?
+        var lastMs: Int?
         for try await r in consumer.records {
-            try emit(["topic": r.topic, "partition": Int(r.partition), "offset": Int(r.offset), "value": b64(r.value)])
+            lastMs = Int(Date().timeIntervalSince1970 * 1000)
+            if firstMs == nil { firstMs = lastMs }
+            if !quiet {
+                try emit(["topic": r.topic, "partition": Int(r.partition), "offset": Int(r.offset), "value": b64(r.value)])
+            } else if (seen + 1) % 1000 == 0 {
+                try emit(["progress": seen + 1])
+            }
             if commitEach { try await consumer.commit(r) }
             seen += 1
             if seen >= count { break }
         }
         await consumer.close()
-        try emit(["event": "closed", "records": seen])
+        try emit(["event": "closed", "records": seen, "firstRecordMs": firstMs ?? NSNull(), "lastRecordMs": lastMs ?? NSNull()])
+    }
+
+    static func describeGroup(_ bootstrap: String, _ f: [String: String]) async throws {
+        guard let groupId = f["-g"] else { throw Failure("-g GROUP is required") }
+        let admin = KafkaAdmin(config: ClientConfig(bootstrapServers: bootstrap))
+        let d: KafkaAdmin.GroupDescription
+        do {
+            d = try await admin.describeGroup(groupId)
+        } catch {
+            await admin.close()
+            throw error
+        }
+        await admin.close()
+        try emit([
+            "group": d.groupId, "state": d.state, "protocolType": d.protocolType, "assignor": d.assignor,
+            "totalLag": Int(d.totalLag),
+            "members": d.members.map { m -> [String: Any] in
+                ["memberId": m.memberId, "groupInstanceId": m.groupInstanceId ?? NSNull(), "clientId": m.clientId,
+                 "clientHost": m.clientHost, "assignment": m.assignment.map { [$0.topic, Int($0.partition)] as [Any] }]
+            },
+            "partitions": d.partitions.map { p -> [String: Any] in
+                ["topic": p.partition.topic, "partition": Int(p.partition.partition), "committed": Int(p.committedOffset),
+                 "highWatermark": Int(p.highWatermark), "lag": Int(p.lag), "memberId": p.memberId ?? NSNull()]
+            },
+        ])
     }
 
     static func consume(_ bootstrap: String, _ topic: String, _ f: [String: String]) async throws {

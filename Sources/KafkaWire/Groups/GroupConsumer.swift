@@ -170,7 +170,9 @@ public final class KafkaGroupConsumer: Sendable {
     func accept(_ r: ConsumerRecord) -> Bool {
         let tp = TopicPartition(topic: r.topic, partition: r.partition)
         return membership.withLock { m in
-            guard m.assigned.contains(tp), r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
+            // Once closing, nothing more: the final commit and the revocation are under way, and a
+            // record handed out now would be consumed again by the partition's next owner.
+            guard !m.closed, m.assigned.contains(tp), r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
             m.nextExpected[tp] = r.offset + 1
             m.outstanding = (tp, r.offset, monotonicNanos())
             return true
@@ -432,7 +434,9 @@ public final class KafkaGroupConsumer: Sendable {
 
     private func pollIntervalExceeded(_ now: UInt64) -> Bool {
         membership.withLock { m in
-            guard let (_, _, since) = m.outstanding else { return false }
+            // `since` can be later than `now`: the application takes records on its own task while
+            // this one runs (unsigned `now - since` then traps: a crash seen under load).
+            guard let (_, _, since) = m.outstanding, now > since else { return false }
             return now - since > UInt64(config.maxPollIntervalMs) * 1_000_000
         }
     }
