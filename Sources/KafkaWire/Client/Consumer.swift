@@ -60,14 +60,23 @@ public final class KafkaConsumer: Sendable {
     public let config: ConsumerConfig
     let cluster: KafkaCluster
     let logger: Logger
-    let channel: BoundedChannel<[ConsumerRecord]>
+    let channel: BoundedChannel<FetchedChunk>
+
+    /// Records of one partition fetched in one assignment of it. The epoch tells records fetched
+    /// before a partition was unassigned and assigned again from those fetched after.
+    struct FetchedChunk: Sendable {
+        var epoch: UInt64
+        var records: [ConsumerRecord]
+    }
 
     private struct PartitionState {
         var position: Int64
+        var epoch: UInt64
         var highWatermark: Int64 = -1
         var leader: Int32?
     }
     private struct State {
+        var nextEpoch: UInt64 = 0
         var partitions: [TopicPartition: PartitionState] = [:]
         var loops: [Int32: Task<Void, Never>] = [:]
         var closed = false
@@ -90,17 +99,25 @@ public final class KafkaConsumer: Sendable {
         }
         let tps = wanted.map { TopicPartition(topic: topic, partition: $0) }
         let offsets = try await resolve(tps, start)
-        state.withLock { s in
-            for tp in tps { s.partitions[tp] = PartitionState(position: offsets[tp] ?? 0) }
-        }
+        _ = register(Dictionary(uniqueKeysWithValues: tps.map { ($0, offsets[$0] ?? 0) }))
         try await startLoops()
     }
 
-    /// Starts fetching these partitions from these offsets (used by the group consumer).
-    func assign(positions: [TopicPartition: Int64]) async throws(KafkaError) {
+    /// Makes these partitions assigned from these offsets, each with a new epoch, without starting
+    /// to fetch yet (the group consumer records the epochs first, then calls `startFetching`).
+    func register(_ positions: [TopicPartition: Int64]) -> [TopicPartition: UInt64] {
         state.withLock { s in
-            for (tp, offset) in positions { s.partitions[tp] = PartitionState(position: offset) }
+            var epochs: [TopicPartition: UInt64] = [:]
+            for (tp, offset) in positions {
+                s.nextEpoch += 1
+                s.partitions[tp] = PartitionState(position: offset, epoch: s.nextEpoch)
+                epochs[tp] = s.nextEpoch
+            }
+            return epochs
         }
+    }
+
+    func startFetching() async throws(KafkaError) {
         try await startLoops()
     }
 
@@ -313,14 +330,14 @@ public final class KafkaConsumer: Sendable {
             }
             let next = max(current, batch.nextOffset)
             // Only advance if nobody moved the position meanwhile (a reset or a re-assignment).
-            let stillOurs = state.withLock { s -> Bool in
-                guard s.partitions[tp]?.position == current else { return false }
+            let epoch = state.withLock { s -> UInt64? in
+                guard let ps = s.partitions[tp], ps.position == current else { return nil }
                 s.partitions[tp]?.position = next
-                return true
+                return ps.epoch
             }
-            guard stillOurs else { return }
+            guard let epoch else { return }
             current = next
-            if !out.isEmpty, !(await channel.send(out, cost: bytes)) { throw .closed }
+            if !out.isEmpty, !(await channel.send(FetchedChunk(epoch: epoch, records: out), cost: bytes)) { throw .closed }
         }
     }
 
@@ -339,21 +356,26 @@ public final class KafkaConsumer: Sendable {
     /// The fetched records, in order per partition.
     public struct Records: AsyncSequence, Sendable {
         public typealias Element = ConsumerRecord
-        let channel: BoundedChannel<[ConsumerRecord]>
+        let channel: BoundedChannel<FetchedChunk>
 
         public struct AsyncIterator: AsyncIteratorProtocol {
-            let channel: BoundedChannel<[ConsumerRecord]>
-            var chunk: [ConsumerRecord] = []
+            let channel: BoundedChannel<FetchedChunk>
+            var chunk = FetchedChunk(epoch: 0, records: [])
             var index = 0
 
             public mutating func next() async throws -> ConsumerRecord? {
-                while index >= chunk.count {
+                try await nextWithEpoch()?.record
+            }
+
+            /// The next record and the assignment epoch it was fetched in.
+            mutating func nextWithEpoch() async throws -> (record: ConsumerRecord, epoch: UInt64)? {
+                while index >= chunk.records.count {
                     guard let c = try await channel.receive() else { return nil }
                     chunk = c
                     index = 0
                 }
                 defer { index += 1 }
-                return chunk[index]
+                return (chunk.records[index], chunk.epoch)
             }
         }
 

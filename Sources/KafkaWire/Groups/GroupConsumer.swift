@@ -85,6 +85,8 @@ public final class KafkaGroupConsumer: Sendable {
         /// Next offset expected per partition: records below it are stale (re-fetched or from
         /// before a re-assignment) and are skipped.
         var nextExpected: [TopicPartition: Int64] = [:]
+        /// The fetcher's assignment epoch of each owned partition.
+        var fetchEpochs: [TopicPartition: UInt64] = [:]
         /// Next offset to commit per partition: one past the last record the application finished.
         var processed: [TopicPartition: Int64] = [:]
         var lastCommitted: [TopicPartition: Int64] = [:]
@@ -137,11 +139,11 @@ public final class KafkaGroupConsumer: Sendable {
                 consumer.finishOutstanding()
                 while true {
                     if let fatal = consumer.membership.withLock({ $0.fatal }) { throw fatal }
-                    guard let r = try await inner.next() else {
+                    guard let (r, epoch) = try await inner.nextWithEpoch() else {
                         if let fatal = consumer.membership.withLock({ $0.fatal }) { throw fatal }
                         return nil
                     }
-                    if consumer.accept(r) { return r }
+                    if consumer.accept(r, epoch: epoch) { return r }
                 }
             }
         }
@@ -165,14 +167,17 @@ public final class KafkaGroupConsumer: Sendable {
         if resume { wake.signal() }
     }
 
-    /// Whether a fetched record may go to the application: its partition is still ours and it is
-    /// not one it has already had.
-    func accept(_ r: ConsumerRecord) -> Bool {
+    /// Whether a fetched record may go to the application: its partition is still ours, it was
+    /// fetched in the current assignment of the partition (records buffered before a revocation
+    /// must not be delivered after the partition comes back: the fetch restarts from the committed
+    /// offset), and it is not one the application has already had.
+    func accept(_ r: ConsumerRecord, epoch: UInt64) -> Bool {
         let tp = TopicPartition(topic: r.topic, partition: r.partition)
         return membership.withLock { m in
             // Once closing, nothing more: the final commit and the revocation are under way, and a
             // record handed out now would be consumed again by the partition's next owner.
-            guard !m.closed, m.assigned.contains(tp), r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
+            guard !m.closed, m.assigned.contains(tp), m.fetchEpochs[tp] == epoch,
+                  r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
             m.nextExpected[tp] = r.offset + 1
             m.outstanding = (tp, r.offset, monotonicNanos())
             return true
@@ -601,6 +606,7 @@ public final class KafkaGroupConsumer: Sendable {
             m.assigned.subtract(gone)
             for tp in gone {
                 m.nextExpected[tp] = nil
+                m.fetchEpochs[tp] = nil
                 m.processed[tp] = nil
                 m.lastCommitted[tp] = nil
             }
@@ -782,7 +788,13 @@ public final class KafkaGroupConsumer: Sendable {
             }
         }
         await callHandler(.assigned(added.sorted()))
-        try await fetcher.assign(positions: positions)
+        // Epochs are recorded before the first fetch, so no record of the new assignment can
+        // arrive before the member knows to accept it.
+        let epochs = fetcher.register(positions)
+        membership.withLock { m in
+            for (tp, epoch) in epochs where m.assigned.contains(tp) { m.fetchEpochs[tp] = epoch }
+        }
+        try await fetcher.startFetching()
         logger.info("partitions assigned", metadata: ["group": "\(config.groupId)", "added": "\(added.count)", "revoked": "\(revoked.count)", "owned": "\(new.count)"])
     }
 }
