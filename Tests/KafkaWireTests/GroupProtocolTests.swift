@@ -756,6 +756,58 @@ extension KafkaError {
         await consumer.close()
     }
 
+    /// Records buffered for a partition before it was revoked are not delivered after the same
+    /// member gets it back (cooperative): the application read 0...7 of a fetched 0...9 and had
+    /// committed 3; the partition goes and comes back, and the records it sees next are 3, 4, ...
+    /// from the new fetch, none skipped (not the stale 8, 9 and then 3...7 dropped as already seen).
+    @Test func recordsBufferedBeforeARevocationAreNotDeliveredAfterTheReassignment() async throws {
+        let b = try GroupBroker()
+        defer { b.stop() }
+        let tp = T.tp("t", 0)
+        b.with { s in
+            s.memberLeads = false
+            s.assignment = ["t": [0]]
+            s.logEnd[tp] = 10
+        }
+        let log = EventLog()
+        var config = T.config(b, log: log)
+        config.assignors = [CooperativeStickyAssignor()]
+        config.enableAutoCommit = false
+        // On the revocation the coordinator's next round gives partition 0 back, and the log grows.
+        config.onRebalance = { e in
+            log.events.withLock { $0.append(e) }
+            if case .revoked = e {
+                b.with { s in
+                    s.assignment = ["t": [0]]
+                    s.logEnd[tp] = 12
+                }
+            }
+        }
+        let consumer = KafkaGroupConsumer(config: config, topics: ["t"])
+        var it = consumer.records.makeAsyncIterator()
+        var before: [Int64] = []
+        for _ in 0..<8 { before.append(try #require(try await it.next()).offset) }
+        #expect(before == Array(0...7))
+        // The application committed up to 3 only; 8 and 9 stay buffered, unread.
+        try await consumer.commit([tp: 3])
+        b.with { s in
+            s.assignment = [:]
+            s.errors[ApiKey.heartbeat.rawValue] = [KafkaErrorCode.rebalanceInProgress.rawValue]
+        }
+        #expect(await T.eventually { log.all.count == 3 && consumer.assignment == [tp] })
+        #expect(log.all == [.assigned([tp]), .revoked([tp]), .assigned([tp])])
+        #expect(await T.eventually {
+            b.received(FetchRequest.self).contains { $0.topics.first?.partitions.first?.fetchOffset == 3 }
+        })
+        var after: [Int64] = []
+        while let r = try await it.next() {
+            after.append(r.offset)
+            if r.offset >= 11 { break }
+        }
+        #expect(after == Array(3...11), "after the re-assignment the application must resume at the committed offset 3 with no offset skipped")
+        await consumer.close()
+    }
+
     /// The FakeBroker reads request headers by the generated types' first flexible version.
     @Test func fakeBrokerHeaderFlexibilityFollowsTheGeneratedTypes() {
         for key in ApiKey.allCases {
