@@ -85,6 +85,8 @@ public final class KafkaGroupConsumer: Sendable {
         /// Next offset expected per partition: records below it are stale (re-fetched or from
         /// before a re-assignment) and are skipped.
         var nextExpected: [TopicPartition: Int64] = [:]
+        /// Partitions being revoked: no more of their records go to the application.
+        var revoking: Set<TopicPartition> = []
         /// The fetcher's assignment epoch of each owned partition.
         var fetchEpochs: [TopicPartition: UInt64] = [:]
         /// Next offset to commit per partition: one past the last record the application finished.
@@ -107,6 +109,7 @@ public final class KafkaGroupConsumer: Sendable {
     }
     let membership = Mutex(Membership())
     private let wake = Signal()
+    private let outstandingFinished = Signal()
     private let groupTask = Mutex<Task<Void, Never>?>(nil)
 
     public init(config: GroupConsumerConfig, topics: [String], logger: Logger = Logger(label: "kafkawire.group")) {
@@ -155,16 +158,30 @@ public final class KafkaGroupConsumer: Sendable {
 
     /// Marks the record handed out last as processed.
     func finishOutstanding() {
-        let resume = membership.withLock { m -> Bool in
+        let (resume, finished) = membership.withLock { m -> (Bool, Bool) in
+            let finished = m.outstanding != nil
             if let (tp, offset, _) = m.outstanding, m.assigned.contains(tp) {
                 m.processed[tp] = max(m.processed[tp] ?? 0, offset + 1)
             }
             m.outstanding = nil
             // The application is polling again: a member that left for being slow may rejoin.
-            if m.pollExpired { m.pollExpired = false; m.needsJoin = true; return true }
-            return false
+            if m.pollExpired { m.pollExpired = false; m.needsJoin = true; return (true, finished) }
+            return (false, finished)
         }
+        if finished { outstandingFinished.signal() }
         if resume { wake.signal() }
+    }
+
+    /// Stops handing out records of `partitions` and waits (up to `timeoutMs`) until the
+    /// application is done with the one it holds, so that the commit that follows covers it:
+    /// a record the application has finished is never given to the partition's next owner.
+    private func drainApplication(_ partitions: Set<TopicPartition>, timeoutMs: Int) async {
+        membership.withLock { $0.revoking.formUnion(partitions) }
+        let deadline = monotonicNanos() + UInt64(max(timeoutMs, 0)) * 1_000_000
+        while membership.withLock({ m in m.outstanding.map { partitions.contains($0.0) } ?? false }),
+              monotonicNanos() < deadline {
+            await outstandingFinished.wait(until: deadline)
+        }
     }
 
     /// Whether a fetched record may go to the application: its partition is still ours, it was
@@ -176,7 +193,7 @@ public final class KafkaGroupConsumer: Sendable {
         return membership.withLock { m in
             // Once closing, nothing more: the final commit and the revocation are under way, and a
             // record handed out now would be consumed again by the partition's next owner.
-            guard !m.closed, m.assigned.contains(tp), m.fetchEpochs[tp] == epoch,
+            guard !m.closed, m.assigned.contains(tp), !m.revoking.contains(tp), m.fetchEpochs[tp] == epoch,
                   r.offset >= (m.nextExpected[tp] ?? 0) else { return false }
             m.nextExpected[tp] = r.offset + 1
             m.outstanding = (tp, r.offset, monotonicNanos())
@@ -282,7 +299,10 @@ public final class KafkaGroupConsumer: Sendable {
 
     /// Commits processed offsets (with auto-commit on), tells the coordinator this member leaves
     /// (unless it is static), and stops; bounded by `closeTimeoutMs` whatever the broker does.
+    /// Closing says the application is done: the record it was handed last counts as processed
+    /// (as records returned by the last poll do in the Java client).
     public func close() async {
+        finishOutstanding()
         let alreadyClosed = membership.withLock { m -> Bool in
             defer { m.closed = true }
             return m.closed
@@ -582,6 +602,11 @@ public final class KafkaGroupConsumer: Sendable {
 
     /// Gives up partitions: `lost` ones without committing.
     func revoke(_ partitions: Set<TopicPartition>? = nil, lost: Bool = false) async {
+        if !lost {
+            let gone = membership.withLock { m in partitions ?? m.assigned }
+            // Bounded, so an application stuck elsewhere cannot stall the group's rebalance.
+            await drainApplication(gone, timeoutMs: min(config.maxPollIntervalMs / 2, 3_000))
+        }
         let (gone, offsets, memberId, generation) = membership.withLock { m in
             let gone = partitions ?? m.assigned
             return (gone, m.processed.filter { gone.contains($0.key) && m.lastCommitted[$0.key] != $0.value }, m.memberId, m.generationId)
@@ -604,6 +629,7 @@ public final class KafkaGroupConsumer: Sendable {
         fetcher.unassign(gone)
         membership.withLock { m in
             m.assigned.subtract(gone)
+            m.revoking.subtract(gone)
             for tp in gone {
                 m.nextExpected[tp] = nil
                 m.fetchEpochs[tp] = nil
