@@ -193,12 +193,8 @@ public final class Connection: Sendable {
         return error
     }
 
-    /// Wakes the I/O thread. The pipe is closed by that thread under the same lock, so a wake-up
-    /// can never write into a descriptor number that has since been reused.
-    private func signalWake() {
-        state.withLock { s in wakeLocked(s) }
-    }
-
+    /// Wakes the I/O thread. Called under the lock: the pipe is closed by that thread under the
+    /// same lock, so a wake-up can never write into a descriptor number that has since been reused.
     private func wakeLocked(_ s: borrowing State) {
         guard !s.threadExited else { return }
         var one: UInt8 = 1
