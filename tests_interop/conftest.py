@@ -14,15 +14,16 @@ BOOTSTRAP = os.environ.get("KWIRE_BOOTSTRAP")
 KCAT = os.environ.get("KWIRE_KCAT", str(ROOT / ".ci-work/bin/kcat"))
 
 
-def _driver() -> str:
-    explicit = os.environ.get("KWIRE_INTEROP_BIN")
+def built_binary(product: str, override_env: str) -> str:
+    """The debug build of a product (where scripts/test.sh builds it), unless override_env names one."""
+    explicit = os.environ.get(override_env)
     if explicit:
         return explicit
     scratch = os.environ.get("KWIRE_SCRATCH_PATH", str(ROOT / ".build"))
-    return str(Path(scratch) / "debug" / "kafkawire-interop")
+    return str(Path(scratch) / "debug" / product)
 
 
-DRIVER = _driver()
+DRIVER = built_binary("kafkawire-interop", "KWIRE_INTEROP_BIN")
 
 pytestmark = pytest.mark.skipif(BOOTSTRAP is None, reason="KWIRE_BOOTSTRAP not set (scripts/test.sh starts a broker)")
 

@@ -16,22 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BOOTSTRAP, KCAT, ROOT, aiokafka_consume, aiokafka_produce, kcat, new_topic
+from conftest import BOOTSTRAP, KCAT, ROOT, aiokafka_consume, aiokafka_produce, built_binary, kcat, new_topic
 
 CODECS = ["none", "gzip", "lz4", "snappy", "zstd"]
 # Tansu makes a joining member wait session.timeout.ms/2: keep it short for the group tests.
 GROUP_FLAGS = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
 
 
-def _kwire_bin() -> str:
-    explicit = os.environ.get("KWIRE_CLI_BIN")
-    if explicit:
-        return explicit
-    scratch = os.environ.get("KWIRE_SCRATCH_PATH", str(ROOT / ".build"))
-    return str(Path(scratch) / "debug" / "kwire")
-
-
-KWIRE = _kwire_bin()
+KWIRE = built_binary("kwire", "KWIRE_CLI_BIN")
 
 pytestmark = [
     pytest.mark.skipif(BOOTSTRAP is None, reason="KWIRE_BOOTSTRAP not set (scripts/test.sh starts a broker)"),

@@ -170,7 +170,13 @@ extension CompressionCodec {
     }
 }
 
-extension ProducerConfig {
+extension ProducerConfig: LayeredSettings {
+    static var innerSettingNames: Set<String> { ClientConfig.settingNames }
+    var innerSettings: ClientConfig {
+        get { client }
+        set { client = newValue }
+    }
+
     /// The producer's own settings.
     public static let producerSettingNames: Set<String> = [
         "acks", "linger.ms", "batch.size", "compression.type", "delivery.timeout.ms", "buffer.memory",
@@ -188,33 +194,27 @@ extension ProducerConfig {
     /// Sets each named setting (client settings go to `client`); an unknown name or a bad value
     /// throws and leaves the config as it was.
     public mutating func apply(_ settings: [String: String]) throws(KafkaError) {
-        var copy = self
-        var shared: [String: String] = [:]
-        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-            if ClientConfig.settingNames.contains(name) {
-                shared[name] = value
-                continue
+        try applySplitting(settings)
+    }
+
+    mutating func setOwn(_ name: String, _ value: String) throws(KafkaError) {
+        switch name {
+        case "acks":
+            guard let a = Acks(setting: value) else { throw KafkaSettings.fail(name, value, "0, 1 or all") }
+            acks = a
+        case "linger.ms": lingerMs = try KafkaSettings.int(name, value)
+        case "batch.size": batchSize = try KafkaSettings.int(name, value, min: 1)
+        case "compression.type":
+            guard let c = CompressionCodec(setting: value) else {
+                throw KafkaSettings.fail(name, value, "none, gzip, snappy, lz4 or zstd")
             }
-            switch name {
-            case "acks":
-                guard let a = Acks(setting: value) else { throw KafkaSettings.fail(name, value, "0, 1 or all") }
-                copy.acks = a
-            case "linger.ms": copy.lingerMs = try KafkaSettings.int(name, value)
-            case "batch.size": copy.batchSize = try KafkaSettings.int(name, value, min: 1)
-            case "compression.type":
-                guard let c = CompressionCodec(setting: value) else {
-                    throw KafkaSettings.fail(name, value, "none, gzip, snappy, lz4 or zstd")
-                }
-                copy.compression = c
-            case "delivery.timeout.ms": copy.deliveryTimeoutMs = try KafkaSettings.int(name, value, min: 1)
-            case "buffer.memory": copy.bufferMemory = try KafkaSettings.int(name, value, min: 1)
-            case "max.block.ms": copy.maxBlockMs = try KafkaSettings.int(name, value)
-            case "max.in.flight.requests.per.connection": copy.maxInFlightPerConnection = try KafkaSettings.int(name, value, min: 1)
-            default: throw KafkaSettings.unknown(name, in: "a producer")
-            }
+            compression = c
+        case "delivery.timeout.ms": deliveryTimeoutMs = try KafkaSettings.int(name, value, min: 1)
+        case "buffer.memory": bufferMemory = try KafkaSettings.int(name, value, min: 1)
+        case "max.block.ms": maxBlockMs = try KafkaSettings.int(name, value)
+        case "max.in.flight.requests.per.connection": maxInFlightPerConnection = try KafkaSettings.int(name, value, min: 1)
+        default: throw KafkaSettings.unknown(name, in: "a producer")
         }
-        try copy.client.apply(shared)
-        self = copy
     }
 
     /// The current value of every setting, by name (the client's included).
@@ -234,7 +234,13 @@ extension ProducerConfig {
 
 // MARK: ConsumerConfig
 
-extension ConsumerConfig {
+extension ConsumerConfig: LayeredSettings {
+    static var innerSettingNames: Set<String> { ClientConfig.settingNames }
+    var innerSettings: ClientConfig {
+        get { client }
+        set { client = newValue }
+    }
+
     /// The consumer's own settings.
     public static let consumerSettingNames: Set<String> = [
         "fetch.min.bytes", "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.max.wait.ms",
@@ -252,34 +258,28 @@ extension ConsumerConfig {
     /// Sets each named setting (client settings go to `client`); an unknown name or a bad value
     /// throws and leaves the config as it was.
     public mutating func apply(_ settings: [String: String]) throws(KafkaError) {
-        var copy = self
-        var shared: [String: String] = [:]
-        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-            if ClientConfig.settingNames.contains(name) {
-                shared[name] = value
-                continue
+        try applySplitting(settings)
+    }
+
+    mutating func setOwn(_ name: String, _ value: String) throws(KafkaError) {
+        switch name {
+        case "fetch.min.bytes": fetchMinBytes = try KafkaSettings.int(name, value)
+        case "fetch.max.bytes": fetchMaxBytes = try KafkaSettings.int(name, value, min: 1)
+        case "max.partition.fetch.bytes": maxPartitionFetchBytes = try KafkaSettings.int(name, value, min: 1)
+        case "fetch.max.wait.ms": fetchMaxWaitMs = try KafkaSettings.int(name, value)
+        case "isolation.level":
+            switch value.trimmingWhitespace().lowercased() {
+            case "read_committed": readCommitted = true
+            case "read_uncommitted": readCommitted = false
+            default: throw KafkaSettings.fail(name, value, "read_committed or read_uncommitted")
             }
-            switch name {
-            case "fetch.min.bytes": copy.fetchMinBytes = try KafkaSettings.int(name, value)
-            case "fetch.max.bytes": copy.fetchMaxBytes = try KafkaSettings.int(name, value, min: 1)
-            case "max.partition.fetch.bytes": copy.maxPartitionFetchBytes = try KafkaSettings.int(name, value, min: 1)
-            case "fetch.max.wait.ms": copy.fetchMaxWaitMs = try KafkaSettings.int(name, value)
-            case "isolation.level":
-                switch value.trimmingWhitespace().lowercased() {
-                case "read_committed": copy.readCommitted = true
-                case "read_uncommitted": copy.readCommitted = false
-                default: throw KafkaSettings.fail(name, value, "read_committed or read_uncommitted")
-                }
-            case "auto.offset.reset":
-                guard let p = OffsetResetPolicy(rawValue: value.trimmingWhitespace().lowercased()) else {
-                    throw KafkaSettings.fail(name, value, "earliest, latest or none")
-                }
-                copy.autoOffsetReset = p
-            default: throw KafkaSettings.unknown(name, in: "a consumer")
+        case "auto.offset.reset":
+            guard let p = OffsetResetPolicy(rawValue: value.trimmingWhitespace().lowercased()) else {
+                throw KafkaSettings.fail(name, value, "earliest, latest or none")
             }
+            autoOffsetReset = p
+        default: throw KafkaSettings.unknown(name, in: "a consumer")
         }
-        try copy.client.apply(shared)
-        self = copy
     }
 
     /// The current value of every setting, by name (the client's included).
@@ -297,7 +297,13 @@ extension ConsumerConfig {
 
 // MARK: GroupConsumerConfig
 
-extension GroupConsumerConfig {
+extension GroupConsumerConfig: LayeredSettings {
+    static var innerSettingNames: Set<String> { ConsumerConfig.settingNames }
+    var innerSettings: ConsumerConfig {
+        get { consumer }
+        set { consumer = newValue }
+    }
+
     /// The group member's own settings.
     public static let groupSettingNames: Set<String> = [
         "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
@@ -316,39 +322,33 @@ extension GroupConsumerConfig {
     /// Sets each named setting (consumer and client settings go to `consumer`); an unknown name or
     /// a bad value throws and leaves the config as it was.
     public mutating func apply(_ settings: [String: String]) throws(KafkaError) {
-        var copy = self
-        var shared: [String: String] = [:]
-        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
-            if ConsumerConfig.settingNames.contains(name) {
-                shared[name] = value
-                continue
-            }
-            switch name {
-            case "group.id":
-                guard !value.isEmpty else { throw KafkaSettings.fail(name, value, "a group name") }
-                copy.groupId = value
-            case "group.instance.id": copy.groupInstanceId = value.isEmpty ? nil : value
-            case "session.timeout.ms": copy.sessionTimeoutMs = try KafkaSettings.int(name, value, min: 1)
-            case "heartbeat.interval.ms": copy.heartbeatIntervalMs = try KafkaSettings.int(name, value, min: 1)
-            case "max.poll.interval.ms": copy.maxPollIntervalMs = try KafkaSettings.int(name, value, min: 1)
-            case "partition.assignment.strategy":
-                var assignors: [any PartitionAssignor] = []
-                for part in value.split(separator: ",") {
-                    let text = String(part).trimmingWhitespace()
-                    guard let a = Self.assignor(named: text) else {
-                        throw KafkaSettings.fail(name, value, "a list of range, roundrobin, cooperative-sticky")
-                    }
-                    assignors.append(a)
+        try applySplitting(settings)
+    }
+
+    mutating func setOwn(_ name: String, _ value: String) throws(KafkaError) {
+        switch name {
+        case "group.id":
+            guard !value.isEmpty else { throw KafkaSettings.fail(name, value, "a group name") }
+            groupId = value
+        case "group.instance.id": groupInstanceId = value.isEmpty ? nil : value
+        case "session.timeout.ms": sessionTimeoutMs = try KafkaSettings.int(name, value, min: 1)
+        case "heartbeat.interval.ms": heartbeatIntervalMs = try KafkaSettings.int(name, value, min: 1)
+        case "max.poll.interval.ms": maxPollIntervalMs = try KafkaSettings.int(name, value, min: 1)
+        case "partition.assignment.strategy":
+            var assignors: [any PartitionAssignor] = []
+            for part in value.split(separator: ",") {
+                let text = String(part).trimmingWhitespace()
+                guard let a = Self.assignor(named: text) else {
+                    throw KafkaSettings.fail(name, value, "a list of range, roundrobin, cooperative-sticky")
                 }
-                guard !assignors.isEmpty else { throw KafkaSettings.fail(name, value, "a list of range, roundrobin, cooperative-sticky") }
-                copy.assignors = assignors
-            case "enable.auto.commit": copy.enableAutoCommit = try KafkaSettings.bool(name, value)
-            case "auto.commit.interval.ms": copy.autoCommitIntervalMs = try KafkaSettings.int(name, value, min: 1)
-            default: throw KafkaSettings.unknown(name, in: "a group consumer")
+                assignors.append(a)
             }
+            guard !assignors.isEmpty else { throw KafkaSettings.fail(name, value, "a list of range, roundrobin, cooperative-sticky") }
+            self.assignors = assignors
+        case "enable.auto.commit": enableAutoCommit = try KafkaSettings.bool(name, value)
+        case "auto.commit.interval.ms": autoCommitIntervalMs = try KafkaSettings.int(name, value, min: 1)
+        default: throw KafkaSettings.unknown(name, in: "a group consumer")
         }
-        try copy.consumer.apply(shared)
-        self = copy
     }
 
     /// An assignor by protocol name, or by the Java client's class name
@@ -382,5 +382,39 @@ extension GroupConsumerConfig {
 extension String {
     fileprivate func replacingDots(with replacement: Character) -> String {
         String(map { $0 == "." ? replacement : $0 })
+    }
+}
+
+/// A config with settings of its own around an inner config's (producer and consumer around the
+/// client's, the group member around the consumer's): one place splits the names between them.
+protocol LayeredSettings {
+    associatedtype Inner: SettingsApplying
+    static var innerSettingNames: Set<String> { get }
+    var innerSettings: Inner { get set }
+    /// Sets one of this config's own settings; throws for a name it does not know.
+    mutating func setOwn(_ name: String, _ value: String) throws(KafkaError)
+}
+
+protocol SettingsApplying {
+    mutating func apply(_ settings: [String: String]) throws(KafkaError)
+}
+
+extension ClientConfig: SettingsApplying {}
+extension ConsumerConfig: SettingsApplying {}
+
+extension LayeredSettings {
+    /// Applies every setting, or none: an unknown name or a bad value leaves the config as it was.
+    mutating func applySplitting(_ settings: [String: String]) throws(KafkaError) {
+        var copy = self
+        var inner: [String: String] = [:]
+        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+            if Self.innerSettingNames.contains(name) {
+                inner[name] = value
+            } else {
+                try copy.setOwn(name, value)
+            }
+        }
+        try copy.innerSettings.apply(inner)
+        self = copy
     }
 }
