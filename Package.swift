@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "KafkaWire", targets: ["KafkaWire"]),
+        .library(name: "HRMSEvents", targets: ["HRMSEvents"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
@@ -55,6 +56,9 @@ let package = Package(
             name: "KafkaWire",
             dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+
+        // HRMS: the event contract shared by the services' outboxes and the two consumers.
+        .target(name: "HRMSEvents", swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
