@@ -75,7 +75,7 @@ class Manifests:
         """The Kafka a Strimzi resource's label names, in the namespace it must live in."""
         name = doc.labels.get(CLUSTER_LABEL)
         for k in self.of("Kafka"):
-            if k.name == name and doc.namespace in (k.namespace, watched_namespace(k, doc.kind)):
+            if k.name == name and doc.namespace == watched_namespace(k, doc.kind):
                 return k
         return None
 
@@ -86,6 +86,7 @@ class Manifests:
 
 
 def watched_namespace(kafka: Doc, kind: str) -> str:
+    """The namespace whose resources of this kind the cluster's operators manage."""
     operator = {"KafkaTopic": "topicOperator", "KafkaUser": "userOperator"}.get(kind)
     if operator is None:
         return kafka.namespace

@@ -9,6 +9,7 @@ import yaml
 
 STRIMZI_RELEASE = "strimzi-1.2.0"
 MANIFESTS = "k8s-manifests"
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: 10x faster
 
 
 @dataclasses.dataclass
@@ -64,7 +65,7 @@ def load(root: pathlib.Path) -> list[Doc]:
         if is_kustomization(path):
             continue
         try:
-            bodies = list(yaml.safe_load_all(path.read_text()))
+            bodies = list(yaml.load_all(path.read_text(), Loader=SAFE_LOADER))
         except yaml.YAMLError as e:
             raise ManifestError(f"{path.relative_to(root)}: not YAML: {e}") from e
         for i, body in enumerate(bodies):

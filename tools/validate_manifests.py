@@ -30,13 +30,12 @@ import re
 import sys
 
 import jsonschema
-import kubernetes_validate
 import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from k8s_manifests import (Doc, ManifestError, STRIMZI_RELEASE, find_shared, is_kustomization,  # noqa: E402
+from k8s_manifests import (SAFE_LOADER, Doc, ManifestError, STRIMZI_RELEASE, find_shared, is_kustomization,  # noqa: E402
                            load, manifest_files)
 
 K8S_VERSION = "1.33.0"
@@ -74,7 +73,7 @@ def make_strict(schema: dict) -> dict:
 
 @functools.cache
 def strimzi_validator(crd_dir: str, kind: str, version: str) -> jsonschema.protocols.Validator | None:
-    crd = yaml.safe_load((pathlib.Path(crd_dir) / STRIMZI_KINDS[kind]).read_text())
+    crd = yaml.load((pathlib.Path(crd_dir) / STRIMZI_KINDS[kind]).read_text(), Loader=SAFE_LOADER)
     for v in crd["spec"]["versions"]:
         if v["name"] == version and v.get("served"):
             return jsonschema.Draft7Validator(make_strict(v["schema"]["openAPIV3Schema"]))
@@ -82,12 +81,31 @@ def strimzi_validator(crd_dir: str, kind: str, version: str) -> jsonschema.proto
 
 
 @functools.cache
-def object_meta_validator(k8s_version: str) -> jsonschema.protocols.Validator:
+def k8s_definitions(k8s_version: str) -> tuple[dict, Registry]:
     defs = kv_utils.schema_contents(
         f"kubernetes-json-schema/v{_schema_version(k8s_version)}-local-strict/_definitions.json", k8s_version)
-    registry = Resource.from_contents(defs) @ Registry()
+    return defs, Resource.from_contents(defs) @ Registry()
+
+
+@functools.cache
+def object_meta_validator(k8s_version: str) -> jsonschema.protocols.Validator:
+    defs, registry = k8s_definitions(k8s_version)
     schema = {"$ref": defs["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
     return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+@functools.cache
+def builtin_validator(k8s_version: str, kind: str, api_version: str) -> jsonschema.protocols.Validator:
+    """What kubernetes_validate.validate(strict=True) builds for each document, built once per kind
+    (it reads the multi-megabyte definitions file again for every call)."""
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kv_utils.schema_contents(f"kubernetes-json-schema/v{_schema_version(k8s_version)}-local-strict/"
+                                          f"{kind.lower()}-{api}.json", k8s_version)
+    except FileNotFoundError:
+        raise kv_utils.SchemaNotFoundError(version=k8s_version, kind=kind, api_version=api_version) from None
+    _, registry = k8s_definitions(k8s_version)
+    return jsonschema.Draft202012Validator(schema, registry=Resource.from_contents(schema) @ registry)
 
 
 def _schema_version(k8s_version: str) -> str:
@@ -367,12 +385,11 @@ def validate(root: pathlib.Path, k8s_version: str = K8S_VERSION) -> list[str]:
             errors += validate_prometheus_operator(doc, root, k8s_version)
         else:
             try:
-                kubernetes_validate.validate(doc.body, k8s_version, strict=True)
-            except kubernetes_validate.ValidationError as e:
-                path = ".".join(str(p) for p in e.path)
-                errors.append(f"{doc.where}: {path}: {e.message}")
+                validator = builtin_validator(k8s_version, doc.kind, str(doc.body["apiVersion"]))
             except kv_utils.SchemaNotFoundError as e:
                 errors.append(f"{doc.where}: {e.message}")
+            else:
+                errors += _errors(validator, doc.body, doc.where)
         if doc.kind == "ConfigMap":
             errors += validate_payloads(doc, docs, root)
     return errors
