@@ -11,7 +11,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-COPIED = ["k8s-manifests", "docs", ".yamllint"]
+COPIED = ["k8s-manifests", "docs", "compose", ".yamllint", "Dockerfile", "docker-compose.yml"]
 
 
 class Copy:

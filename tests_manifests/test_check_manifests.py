@@ -258,3 +258,9 @@ def test_group_without_lag_alert(repo_copy):
         rule["spec"]["groups"][0]["rules"] = [r for r in rules if "audit-service-group" not in r["expr"]]
     repo_copy.edit(RULES, "PrometheusRule", "hrms-event-pipeline", change)
     assert "consumer group audit-service-group has no lag alert" in rejected(repo_copy, "workloads")
+
+
+def test_setting_outside_the_contract(repo_copy):
+    repo_copy.edit(CONFIG, "ConfigMap", "hrms-common", lambda c: c["data"].update(KAFKA_BROKERS="x:9096"))
+    assert "container leave-service: KAFKA_BROKERS is not a setting of docs/service-settings.md" \
+        in rejected(repo_copy, "workloads")

@@ -20,7 +20,8 @@ Checks (each a function in CHECKS; every error line starts with the check's name
                       ..._FILE/_TTL_SECONDS), no such key in a ConfigMap, no credentials inside a URL (unless the password is a $(VAR)
                       reference), no Secret committed with data
   workloads           every Deployment/StatefulSet container has readiness and liveness probes, cpu and
-                      memory requests and limits, runs as non-root; its ConfigMap references exist; every
+                      memory requests and limits, runs as non-root; its ConfigMap references exist; an
+                      HRMS service sets only variables of docs/service-settings.md; every
                       consumer worker has a PodDisruptionBudget selecting it; every consumer group has a
                       lag alert in a PrometheusRule
 Exit status 0 when every check passes, 1 with one line per problem otherwise.
@@ -34,7 +35,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from k8s_manifests import Doc, ManifestError, load  # noqa: E402
+from k8s_manifests import Doc, ManifestError, load, settings_contract  # noqa: E402
 
 CLUSTER_LABEL = "strimzi.io/cluster"
 
@@ -53,17 +54,21 @@ DEFAULTS = {
     "NOTIFICATION_CONSUMER_ENABLED": "true", "AUDIT_CONSUMER_ENABLED": "true",
 }
 SECRET_WORDS = {"PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY", "CREDENTIALS"}
+SECRET_VARIABLES = {"SERVICE_CLIENTS"}   # id:secret pairs (docs/service-settings.md)
 # A last word that says the variable holds something about a secret, not the secret itself.
 NOT_SECRET_SUFFIXES = {"FILE", "PATH", "TTL", "SECONDS", "MS", "LOCATION", "ID", "NAME", "URL"}
 URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s]+)@", re.I)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+# Set in the manifests only as an input of DATABASE_URL ($(DATABASE_PASSWORD)); the services never read it.
+MANIFEST_ONLY_VARIABLES = {"DATABASE_PASSWORD"}
 
 
 class Manifests:
     """The loaded documents with the lookups the checks share."""
 
-    def __init__(self, docs: list[Doc]):
+    def __init__(self, docs: list[Doc], contract: frozenset[str] = frozenset()):
         self.docs = docs
+        self.contract = contract   # variable names of docs/service-settings.md
 
     def of(self, kind: str) -> list[Doc]:
         return [d for d in self.docs if d.kind == kind]
@@ -316,6 +321,8 @@ def check_kafka_access(m: Manifests) -> list[str]:
 def secret_like(name: str) -> bool:
     """KAFKA_SASL_PASSWORD, SERVICE_CLIENT_SECRET, *_PRIVATE_KEY: yes; ACCESS_TOKEN_TTL_SECONDS,
     JWT_PRIVATE_KEY_FILE: no (they say where or how long, not what)."""
+    if name.upper() in SECRET_VARIABLES:
+        return True
     words = name.upper().replace("-", "_").split("_")
     if words[-1] in NOT_SECRET_SUFFIXES:
         return False
@@ -370,6 +377,9 @@ def check_workloads(m: Manifests) -> list[str]:
             errors.append(f"{c.where}: allowPrivilegeEscalation is not false")
         for name in c.missing_config_maps:
             errors.append(f"{c.where}: ConfigMap {name} is not declared in namespace {c.workload.namespace}")
+        if c.executable in HRMS_SERVICES:
+            for name in sorted((set(c.env) | set(c.secret_refs)) - m.contract - MANIFEST_ONLY_VARIABLES):
+                errors.append(f"{c.where}: {name} is not a setting of docs/service-settings.md")
     pdbs = m.of("PodDisruptionBudget")
     for c in containers(m):
         if c.body.get("args") == ["worker"] and c.workload.kind == "Deployment":
@@ -401,7 +411,7 @@ CHECKS = {
 
 def run(root: pathlib.Path, only: list[str] | None = None) -> list[str]:
     try:
-        m = Manifests(load(root))
+        m = Manifests(load(root), settings_contract(root))
     except ManifestError as e:
         return [f"load: {e}"]
     errors = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 
 import yaml
 
@@ -75,6 +76,16 @@ def load(root: pathlib.Path) -> list[Doc]:
                 raise ManifestError(f"{path.relative_to(root)}#{i}: a document must be a mapping")
             docs.append(Doc(path.relative_to(root), i, body))
     return docs
+
+
+def settings_contract(root: pathlib.Path) -> frozenset[str]:
+    """The environment variable names of docs/service-settings.md (first column of its tables)."""
+    names = set()
+    for line in (root / "docs" / "service-settings.md").read_text().splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
+    return frozenset(names)
 
 
 def find_shared(root: pathlib.Path) -> pathlib.Path:
