@@ -264,3 +264,8 @@ def test_setting_outside_the_contract(repo_copy):
     repo_copy.edit(CONFIG, "ConfigMap", "hrms-common", lambda c: c["data"].update(KAFKA_BROKERS="x:9096"))
     assert "container leave-service: KAFKA_BROKERS is not a setting of docs/service-settings.md" \
         in rejected(repo_copy, "workloads")
+
+
+def test_malformed_manifest_is_reported_not_a_crash(repo_copy):
+    repo_copy.edit(TOPICS, "KafkaTopic", "audit-queue", lambda t: t["spec"].update(replicas="three"))
+    assert "cannot check malformed manifests (TypeError" in rejected(repo_copy, "topic-replicas")

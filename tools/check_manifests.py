@@ -418,7 +418,12 @@ def run(root: pathlib.Path, only: list[str] | None = None) -> list[str]:
     for name, fn in CHECKS.items():
         if only and name not in only:
             continue
-        errors += [f"{name}: {e}" for e in fn(m)]
+        try:
+            errors += [f"{name}: {e}" for e in fn(m)]
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            # A document too malformed for the rule; validate_manifests.py says what is wrong with it.
+            errors.append(f"{name}: cannot check malformed manifests ({type(e).__name__}: {e}); "
+                          "run tools/validate_manifests.py")
     return errors
 
 
