@@ -3,7 +3,7 @@
 # machine only checks and finishes in a second or two.
 #
 #   1. Debian packages: codec headers for the Swift build (liblz4-dev zlib1g-dev libsnappy-dev
-#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd). apt is skipped entirely when
+#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql). apt is skipped entirely when
 #      all of them are installed already; otherwise `apt-get update` runs first.
 #   2. .venv/ (project-local): the pinned Python packages of requirements-test.txt (aiokafka,
 #      confluent-kafka, cramjam, pytest) and requirements-manifests.txt (yamllint,
@@ -37,6 +37,8 @@ mkdir -p "$BIN" "$LIB"
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
 APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd)
+# tests_manifests/test_postgres_init.py runs the services' database init script on a throwaway server.
+APT_PACKAGES+=(postgresql)
 
 BASE_PYTHON="${KWIRE_BASE_PYTHON:-python3}"
 if ! command -v "$BASE_PYTHON" >/dev/null 2>&1 || ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
