@@ -3,8 +3,9 @@
 # machine only checks and finishes in a second or two.
 #
 #   1. Debian packages: codec headers for the Swift build (liblz4-dev zlib1g-dev libsnappy-dev
-#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql). apt is skipped entirely when
-#      all of them are installed already; otherwise `apt-get update` runs first.
+#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql).
+#      apt is skipped entirely when all of them are installed already; otherwise `apt-get update`
+#      runs first.
 #   2. .venv/ (project-local): the pinned Python packages of requirements-test.txt (aiokafka,
 #      confluent-kafka, cramjam, pytest) and requirements-manifests.txt (yamllint,
 #      kubernetes-validate, jsonschema: scripts/validate-manifests.sh). Reinstalled only when one of
