@@ -269,3 +269,13 @@ def test_setting_outside_the_contract(repo_copy):
 def test_malformed_manifest_is_reported_not_a_crash(repo_copy):
     repo_copy.edit(TOPICS, "KafkaTopic", "audit-queue", lambda t: t["spec"].update(replicas="three"))
     assert "cannot check malformed manifests (TypeError" in rejected(repo_copy, "topic-replicas")
+
+
+def test_not_restricted_pod_security(repo_copy):
+    def change(d):
+        d["spec"]["template"]["spec"]["securityContext"].pop("seccompProfile")
+        container(d)["securityContext"].pop("capabilities")
+    repo_copy.edit(LEAVE, "Deployment", "leave-service", change)
+    errors = rejected(repo_copy, "workloads")
+    assert "container leave-service: capabilities.drop does not list ALL" in errors
+    assert "container leave-service: no seccompProfile RuntimeDefault" in errors

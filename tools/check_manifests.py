@@ -20,7 +20,8 @@ Checks (each a function in CHECKS; every error line starts with the check's name
                       ..._FILE/_TTL_SECONDS), no such key in a ConfigMap, no credentials inside a URL (unless the password is a $(VAR)
                       reference), no Secret committed with data
   workloads           every Deployment/StatefulSet container has readiness and liveness probes, cpu and
-                      memory requests and limits, runs as non-root; its ConfigMap references exist; an
+                      memory requests and limits, meets the `restricted` Pod Security Standard (non-root,
+                      no privilege escalation, capabilities dropped, seccomp); its ConfigMap references exist; an
                       HRMS service sets only variables of docs/service-settings.md; every
                       consumer worker has a PodDisruptionBudget selecting it; every consumer group has a
                       lag alert in a PrometheusRule
@@ -375,6 +376,12 @@ def check_workloads(m: Manifests) -> list[str]:
             errors.append(f"{c.where}: runs as user 0")
         if sc.get("allowPrivilegeEscalation") is not False:
             errors.append(f"{c.where}: allowPrivilegeEscalation is not false")
+        # The rest of the `restricted` Pod Security Standard, which the namespaces enforce.
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            errors.append(f"{c.where}: capabilities.drop does not list ALL")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            errors.append(f"{c.where}: no seccompProfile RuntimeDefault (pod or container)")
         for name in c.missing_config_maps:
             errors.append(f"{c.where}: ConfigMap {name} is not declared in namespace {c.workload.namespace}")
         if c.executable in HRMS_SERVICES:
