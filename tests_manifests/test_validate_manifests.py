@@ -166,3 +166,31 @@ def test_yamllint_rejects(repo_copy, broken, reason):
     (repo_copy.root / "k8s-manifests" / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n" + broken)
     r = yamllint(repo_copy.root)
     assert r.returncode != 0 and reason in r.stdout, r.stdout
+
+
+def test_rule_with_a_broker_metric_no_jmx_rule_produces(repo_copy):
+    def change(rule):
+        rule["spec"]["groups"][0]["rules"][0]["expr"] = \
+            "sum by (pod) (kafka_server_replicamanagr_underreplicatedpartitions) > 0"
+    repo_copy.edit(RULES, "PrometheusRule", "hrms-kafka", change)
+    assert "metric kafka_server_replicamanagr_underreplicatedpartitions is produced by no JMX exporter rule" \
+        in reasons(repo_copy)
+
+
+def test_dropping_a_jmx_rule_orphans_its_alert(repo_copy):
+    def change(cm):
+        cfg = cm["data"]["kafka-metrics-config.yml"]
+        cm["data"]["kafka-metrics-config.yml"] = cfg.replace("OfflinePartitionsCount|", "")
+    repo_copy.edit("k8s-manifests/kafka/10-kafka-metrics.yaml", "ConfigMap", "hrms-kafka-metrics", change)
+    assert "rule KafkaOfflinePartitions: metric kafka_controller_kafkacontroller_offlinepartitionscount is " \
+           "produced by no JMX exporter rule" in reasons(repo_copy)
+
+
+def test_jmx_name_regex():
+    rx = validate_manifests.jmx_name_regex(
+        r"kafka.server<type=ReplicaManager, name=(UnderReplicatedPartitions|LeaderCount)><>Value",
+        "kafka_server_replicamanager_$1")
+    assert rx.match("kafka_server_replicamanager_underreplicatedpartitions")
+    assert not rx.match("kafka_server_replicamanager_partitioncount")
+    any_word = validate_manifests.jmx_name_regex(r"kafka.network<type=(.+), name=(\d+)>", "kafka_$1_x")
+    assert any_word.match("kafka_socketserver_x") and not any_word.match("kafka_x")

@@ -13,7 +13,8 @@ warning that passes):
     `config`), metadata against Kubernetes' ObjectMeta;
   * monitoring.coreos.com (no CRDs here): a strict schema of the fields this project uses
     (PROMETHEUS_OPERATOR_SCHEMAS), plus PromQL sanity (balanced brackets and quotes) and the metric
-    contract: every hrms_*, kafkawire_* and http_* name in an expression is listed in docs/metrics.md;
+    contract: every hrms_*, kafkawire_* and http_* name in an expression is listed in docs/metrics.md,
+    every other kafka_* name is Kafka Exporter's or one the JMX exporter rules can produce;
   * kustomization files: a small schema; remote resources must be pinned to Strimzi 1.2.0.
 Payloads inside ConfigMaps are parsed too: *.json (the Grafana dashboard: panels with queries) and
 the JMX exporter rules a Kafka metricsConfig points at.
@@ -236,15 +237,83 @@ def metric_contract(root: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def metric_problems(expr: str, root: pathlib.Path) -> list[str]:
-    contract = metric_contract(str(root))
-    # Metric names sit outside label matchers and strings: drop those first.
-    bare = re.sub(r'"[^"]*"|\'[^\']*\'|\{[^}]*\}', " ", expr)
-    used = set(re.findall(r"\b(?:" + "|".join(CONTRACT_PREFIXES) + r")[a-zA-Z0-9_:]*", bare))
-    return [f"metric {n} is not in docs/metrics.md" for n in sorted(used - contract)]
+# Kafka Exporter's series (Strimzi's Kafka.spec.kafkaExporter) that the rules and dashboard may use.
+KAFKA_EXPORTER_METRICS = {"kafka_consumergroup_lag", "kafka_consumergroup_current_offset",
+                          "kafka_topic_partition_current_offset", "kafka_topic_partition_oldest_offset"}
 
 
-def validate_prometheus_operator(doc: Doc, root: pathlib.Path, k8s_version: str) -> list[str]:
+def capture_groups(pattern: str) -> list[str]:
+    """The text of each capturing group of a regular expression, in the order $1, $2, ... number them."""
+    groups, stack, i = [], [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "(":
+            capturing = not pattern.startswith("(?", i)
+            if capturing:
+                groups.append("")
+            stack.append((len(groups) - 1 if capturing else None, i + 1))
+        elif ch == ")" and stack:
+            index, start = stack.pop()
+            if index is not None:
+                groups[index] = pattern[start:i]
+        i += 1
+    return groups
+
+
+def jmx_name_regex(pattern: str, name: str) -> re.Pattern:
+    """The metric names a JMX exporter rule can produce (lowercaseOutputName): its name template with
+    each $N replaced by the alternatives of capture group N when that group lists literal words
+    (`(MessagesIn|BytesIn)`), else by any word."""
+    groups = capture_groups(pattern)
+
+    def value(m: re.Match) -> str:
+        n = int(m.group(1))
+        text = groups[n - 1] if 0 < n <= len(groups) else ""
+        if re.fullmatch(r"[A-Za-z0-9_-]+(\|[A-Za-z0-9_-]+)*", text):
+            return "(?:" + "|".join(re.escape(w.lower()) for w in text.split("|")) + ")"
+        return "[a-z0-9_-]+"
+
+    parts = re.split(r"(\$\d+)", name.lower())
+    return re.compile("".join(value(re.match(r"\$(\d+)", p)) if re.fullmatch(r"\$\d+", p) else re.escape(p)
+                              for p in parts) + "$")
+
+
+class MetricCatalog:
+    """The metric names a query may use: the services' contract (docs/metrics.md), Kafka Exporter's,
+    and what the Kafka nodes' JMX exporter rules can produce (a rule's name template with each $N
+    standing for a word), so a misspelt broker metric fails here instead of alerting on nothing."""
+
+    def __init__(self, root: pathlib.Path, docs: list[Doc]):
+        self.contract = metric_contract(str(root))
+        self.jmx = []
+        for cm in docs:
+            if cm.kind != "ConfigMap":
+                continue
+            for key in jmx_keys(cm, docs):
+                try:
+                    rules = (yaml.safe_load((cm.body.get("data") or {}).get(key) or "") or {}).get("rules") or []
+                except (yaml.YAMLError, AttributeError):
+                    continue   # reported by validate_payloads
+                for r in rules:
+                    if isinstance(r, dict) and r.get("name") and r.get("pattern"):
+                        self.jmx.append(jmx_name_regex(str(r["pattern"]), str(r["name"])))
+
+    def problems(self, expr: str) -> list[str]:
+        # Metric names sit outside label matchers and strings: drop those first.
+        bare = re.sub(r'"[^"]*"|\'[^\']*\'|\{[^}]*\}', " ", expr)
+        used = set(re.findall(r"\b(?:" + "|".join(CONTRACT_PREFIXES) + r")[a-zA-Z0-9_:]*", bare))
+        out = [f"metric {n} is not in docs/metrics.md" for n in sorted(used - self.contract)]
+        for n in sorted(set(re.findall(r"\bkafka_[a-z0-9_]+", bare)) - KAFKA_EXPORTER_METRICS):
+            if not any(rx.match(n) for rx in self.jmx):
+                out.append(f"metric {n} is produced by no JMX exporter rule of the Kafka metricsConfig "
+                           "nor by Kafka Exporter")
+        return out
+
+
+def validate_prometheus_operator(doc: Doc, catalog: MetricCatalog, k8s_version: str) -> list[str]:
     schema = PROMETHEUS_OPERATOR_SCHEMAS.get(doc.kind)
     if schema is None:
         return [f"{doc.where}: no schema for monitoring.coreos.com kind {doc.kind!r}"]
@@ -254,7 +323,7 @@ def validate_prometheus_operator(doc: Doc, root: pathlib.Path, k8s_version: str)
         for group in doc.body["spec"]["groups"]:
             for rule in group["rules"]:
                 name = rule.get("alert") or rule.get("record")
-                for p in promql_problems(rule["expr"]) + metric_problems(rule["expr"], root):
+                for p in promql_problems(rule["expr"]) + catalog.problems(rule["expr"]):
                     errors.append(f"{doc.where}: rule {name}: {p}")
     return errors
 
@@ -263,7 +332,7 @@ def validate_prometheus_operator(doc: Doc, root: pathlib.Path, k8s_version: str)
 # payloads in ConfigMaps
 
 
-def validate_payloads(doc: Doc, docs: list[Doc], root: pathlib.Path) -> list[str]:
+def validate_payloads(doc: Doc, docs: list[Doc], catalog: MetricCatalog) -> list[str]:
     errors = []
     data = doc.body.get("data") or {}
     for key, value in data.items():
@@ -274,7 +343,7 @@ def validate_payloads(doc: Doc, docs: list[Doc], root: pathlib.Path) -> list[str
                 errors.append(f"{doc.where}: data.{key} is not JSON: {e}")
                 continue
             if doc.labels.get("grafana_dashboard"):
-                errors += [f"{doc.where}: data.{key}: {p}" for p in dashboard_problems(payload, root)]
+                errors += [f"{doc.where}: data.{key}: {p}" for p in dashboard_problems(payload, catalog)]
     for key in jmx_keys(doc, docs):
         if key not in data:
             errors.append(f"{doc.where}: the Kafka metricsConfig reads key {key!r}, which is missing")
@@ -306,7 +375,7 @@ def jmx_keys(configmap: Doc, docs: list[Doc]) -> list[str]:
     return keys
 
 
-def dashboard_problems(dashboard: dict, root: pathlib.Path) -> list[str]:
+def dashboard_problems(dashboard: dict, catalog: MetricCatalog) -> list[str]:
     panels = dashboard.get("panels")
     if not isinstance(panels, list) or not panels:
         return ["a dashboard needs panels"]
@@ -317,7 +386,7 @@ def dashboard_problems(dashboard: dict, root: pathlib.Path) -> list[str]:
             out.append(f"panel {p.get('title')!r} has no query")
         for t in targets:
             out += [f"panel {p.get('title')!r}: {x}"
-                    for x in promql_problems(t.get("expr", "")) + metric_problems(t.get("expr", ""), root)]
+                    for x in promql_problems(t.get("expr", "")) + catalog.problems(t.get("expr", ""))]
     return out
 
 
@@ -373,6 +442,7 @@ def validate(root: pathlib.Path, k8s_version: str = K8S_VERSION) -> list[str]:
     except ManifestError as e:
         return [str(e)]
     errors = []
+    catalog = MetricCatalog(root, docs)
     for path in manifest_files(root):
         if is_kustomization(path):
             errors += validate_kustomization(path, root)
@@ -382,7 +452,7 @@ def validate(root: pathlib.Path, k8s_version: str = K8S_VERSION) -> list[str]:
         elif doc.api_group == "kafka.strimzi.io":
             errors += validate_strimzi(doc, crd_dir, k8s_version)
         elif doc.api_group == "monitoring.coreos.com":
-            errors += validate_prometheus_operator(doc, root, k8s_version)
+            errors += validate_prometheus_operator(doc, catalog, k8s_version)
         else:
             try:
                 validator = builtin_validator(k8s_version, doc.kind, str(doc.body["apiVersion"]))
@@ -391,7 +461,7 @@ def validate(root: pathlib.Path, k8s_version: str = K8S_VERSION) -> list[str]:
             else:
                 errors += _errors(validator, doc.body, doc.where)
         if doc.kind == "ConfigMap":
-            errors += validate_payloads(doc, docs, root)
+            errors += validate_payloads(doc, docs, catalog)
     return errors
 
 
