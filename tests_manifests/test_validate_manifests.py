@@ -140,11 +140,23 @@ def test_operator_install_not_pinned(repo_copy):
     assert "is not pinned to Strimzi 1.2.0" in reasons(repo_copy)
 
 
-def test_missing_shared_crds_is_an_error(repo_copy, monkeypatch, tmp_path):
-    monkeypatch.setenv("KWIRE_SHARED", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(validate_manifests, "find_shared",
-                        lambda root: (_ for _ in ()).throw(validate_manifests.ManifestError("no shared folder")))
-    assert validate_manifests.validate(repo_copy.root) == ["no shared folder"]
+def test_crds_are_read_from_kwire_shared(repo_copy, monkeypatch, tmp_path):
+    """$KWIRE_SHARED comes first: a copy of the CRDs there in which KafkaTopic allows at most 2
+    partitions rejects audit-queue's 5, which the real CRD accepts."""
+    import shutil
+    import yaml
+    real = validate_manifests.find_shared(ROOT) / "strimzi-1.2.0"
+    shared = tmp_path / "shared"
+    shutil.copytree(real, shared / "strimzi-1.2.0")
+    for p in [shared, *shared.rglob("*")]:   # shared/ is read-only; the copy must be writable and removable
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    crd_path = shared / "strimzi-1.2.0" / "crds" / "043-Crd-kafkatopic.yaml"
+    crd = yaml.safe_load(crd_path.read_text())
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["partitions"]["maximum"] = 2
+    crd_path.write_text(yaml.safe_dump(crd))
+    monkeypatch.setenv("KWIRE_SHARED", str(shared))
+    assert validate_manifests.find_shared(repo_copy.root) == shared
+    assert "KafkaTopic/audit-queue: spec.partitions: 5 is greater than the maximum of 2" in reasons(repo_copy)
 
 
 def yamllint(root) -> subprocess.CompletedProcess:
