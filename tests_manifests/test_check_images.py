@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from conftest import ROOT
+from manifest_copy import ROOT
 import check_images
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT
+from manifest_copy import ROOT
 import check_manifests
 
 KAFKA = "k8s-manifests/kafka/20-kafka-cluster.yaml"

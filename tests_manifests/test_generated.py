@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT
+from manifest_copy import ROOT
 
 GEN = [sys.executable, str(ROOT / "tools" / "gen_service_manifests.py"), "--check"]
 

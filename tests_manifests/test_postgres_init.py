@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT
+from manifest_copy import ROOT
 
 SCRIPT = ROOT / "compose" / "postgres-init" / "10-hrms-databases.sh"
 SHORTS = ["user_management", "employee", "leave", "attendance", "notification", "audit", "compliance"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from manifest_copy import ROOT
 import validate_manifests
 
 KAFKA = "k8s-manifests/kafka/20-kafka-cluster.yaml"
