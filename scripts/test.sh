@@ -2,6 +2,8 @@
 # scripts/test.sh — THE test command: `bash scripts/test.sh` (CI runs it through .ci/run).
 #
 #   1. scripts/setup.sh                     Debian packages, .venv, tansu, kcat wrapper
+#      scripts/validate-manifests.sh        offline checks of k8s-manifests/, Dockerfile, compose
+#      pytest -q tests_manifests/           each check on the real files and on broken copies
 #   2. scripts/broker.sh start              local Tansu on 127.0.0.1:$KWIRE_BROKER_PORT (19092),
 #                                           unless KWIRE_BOOTSTRAP is already set
 #   3. swift build --build-tests
@@ -134,6 +136,12 @@ export KWIRE_KCAT="$ROOT/.ci-work/bin/kcat"
 export KWIRE_PYTHON="$ROOT/.venv/bin/python"
 export KWIRE_FIXTURES="$ROOT/Fixtures"
 export PATH="$ROOT/.ci-work/bin:$PATH"
+
+# 1b. deployment files (no broker, no build needed) -------------------------------------------
+if [ -f scripts/validate-manifests.sh ]; then
+    run_step manifests --limit bash scripts/validate-manifests.sh
+    run_step manifests-pytest --limit "$KWIRE_PYTHON" -m pytest -q tests_manifests/
+fi
 
 # 2. broker -----------------------------------------------------------------------------------
 if [ -n "${KWIRE_BOOTSTRAP:-}" ]; then
