@@ -116,7 +116,7 @@ public final class KafkaGroupConsumer: Sendable {
         self.config = config
         self.topics = topics.sorted()
         self.logger = logger
-        fetcher = KafkaConsumer(config: config.consumer, logger: logger)
+        fetcher = KafkaConsumer(config: config.consumer, group: config.groupId, logger: logger)
         groupTask.withLock { $0 = Task { await self.run() } }
     }
 
@@ -738,6 +738,7 @@ public final class KafkaGroupConsumer: Sendable {
             m.needsJoin = false
             m.pendingAssignment = newAssignment
         }
+        fetcher.metrics.rebalances.increment()
         // If this fails (offsets cannot be fetched yet...), the group task tries again.
         try await applyPendingAssignment()
     }
