@@ -184,13 +184,16 @@ public final class KafkaConsumer: Sendable {
 
     /// Stops fetching and ends `records` after what is buffered.
     public func close() async {
-        let loops = state.withLock { s -> [(Int32, Task<FetchSession, Never>)] in
+        let loops = state.withLock { s -> [(Int32, FetchLoop)] in
             s.closed = true
-            return s.loops.map { ($0.key, $0.value.task) }
+            return s.loops.map { ($0.key, $0.value) }
         }
-        for (_, l) in loops { l.cancel() }
+        for (_, l) in loops {
+            l.task.cancel()
+            l.resume.signal()  // a loop waiting for buffer room
+        }
         channel.finish()
-        for (leader, l) in loops {
+        for (leader, l) in loops.map({ ($0.0, $0.1.task) }) {
             let session = await l.value
             await closeSession(session, leader: leader)
         }
@@ -387,6 +390,9 @@ public final class KafkaConsumer: Sendable {
                     try await resetOffset(tp)
                 default:
                     connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, code)
+                    logger.debug("fetch error", metadata: [
+                        "topic": "\(tp.topic)", "partition": "\(tp.partition)", "broker": "\(leader)", "error": "\(code)",
+                    ])
                     throw KafkaError.broker(code, context: "fetch \(tp)")
                 }
             }
@@ -462,7 +468,7 @@ public final class KafkaConsumer: Sendable {
         case .none: throw .broker(.offsetOutOfRange, context: "fetch \(tp) (auto.offset.reset=none)")
         }
         let o = try await listOffsets(cluster: cluster, [(tp, timestamp)], readCommitted: config.readCommitted)[tp] ?? 0
-        logger.info("offset reset", metadata: ["partition": "\(tp)", "offset": "\(o)"])
+        logger.info("offset reset", metadata: ["topic": "\(tp.topic)", "partition": "\(tp.partition)", "offset": "\(o)"])
         state.withLock { $0.partitions[tp]?.position = o }
     }
 

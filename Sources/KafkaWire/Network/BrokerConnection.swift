@@ -204,6 +204,9 @@ public final class BrokerConnection: Sendable {
             return frame
         } catch let e as NetworkError {
             metrics.failed(apiKey: R.apiKey, error: e.metricName)
+            logger.debug("request failed", metadata: [
+                "api": "\(NetworkMetrics.apiName(R.apiKey))", "correlation_id": "\(correlationId)", "broker": "\(address)", "error": "\(e)",
+            ])
             throw .network(e)
         } catch is CancellationError {
             metrics.failed(apiKey: R.apiKey, error: "cancelled")
