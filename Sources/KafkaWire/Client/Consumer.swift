@@ -34,10 +34,9 @@ public struct ConsumerConfig: Sendable {
     /// Bytes of fetched records held for the application before fetching pauses.
     public var maxBufferedBytes: Int = 16 << 20
     /// `max.partition.buffered.bytes`: bytes of one partition's fetched records held for the
-    /// application; above it the partition is not fetched again until the application has read
-    /// some (and the rest of an answer that overshoots is dropped and fetched again later), so the
-    /// bound holds even against a broker that ignores the fetch size limits. At most one record
-    /// batch beyond it is held.
+    /// application; at it the partition is not fetched again, and the answer in hand is decoded no
+    /// further, until the application has read some. So the bound holds (within one record batch)
+    /// even against a broker that ignores the fetch size limits.
     public var maxPartitionBufferedBytes: Int = 4 << 20
     /// `enable.fetch.sessions`: KIP-227 incremental fetches, which list only the partitions whose
     /// position changed. A broker that keeps no sessions gets full fetches either way.
@@ -276,7 +275,7 @@ public final class KafkaConsumer: Sendable {
                 continue
             }
             do {
-                try await fetchOnce(leader: leader, partitions: fetchable, session: &session)
+                try await fetchOnce(leader: leader, partitions: fetchable, session: &session, resume: resume)
                 failures = 0
             } catch {
                 session.restart()
@@ -342,7 +341,9 @@ public final class KafkaConsumer: Sendable {
         return request
     }
 
-    private func fetchOnce(leader: Int32, partitions: [TopicPartition: Int64], session: inout FetchSession) async throws(KafkaError) {
+    private func fetchOnce(
+        leader: Int32, partitions: [TopicPartition: Int64], session: inout FetchSession, resume: Signal
+    ) async throws(KafkaError) {
         let connection = try await cluster.connection(to: leader)
         let maxBytes = Int32(clamping: config.maxPartitionFetchBytes)
         let plan = session.plan(partitions.mapValues { FetchSession.PartitionData(fetchOffset: $0, maxBytes: maxBytes) })
@@ -383,7 +384,7 @@ public final class KafkaConsumer: Sendable {
                 let code = KafkaErrorCode(rawValue: p.errorCode)
                 switch code {
                 case .none:
-                    let position = try await deliver(tp, from: fetchedFrom, p, into: &delivered)
+                    let position = try await deliver(tp, from: fetchedFrom, p, into: &delivered, resume: resume)
                     if p.highWatermark >= 0 { metrics.lag(tp).record(max(0, p.highWatermark - position)) }
                 case .offsetOutOfRange:
                     connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, code)
@@ -408,18 +409,23 @@ public final class KafkaConsumer: Sendable {
 
     /// Decodes one partition's records batch by batch and hands each batch to the application's
     /// buffer, waiting for room: at most one decoded batch is held beyond the buffer's cap.
-    /// Returns the position after delivery. Stops early (the rest is fetched again later) once the
-    /// partition's buffered bytes reach their bound.
+    /// Returns the position after delivery. Before decoding each batch it waits while the
+    /// partition's buffered bytes are at their bound (the answer in hand is used, not fetched
+    /// again: a broker that ignores fetch size limits would otherwise send the same bytes over).
     private func deliver(
         _ tp: TopicPartition, from position: Int64, _ p: FetchResponse.FetchableTopicResponse.PartitionData,
-        into delivered: inout Delivered
+        into delivered: inout Delivered, resume: Signal
     ) async throws(KafkaError) -> Int64 {
         state.withLock { $0.partitions[tp]?.highWatermark = p.highWatermark }
         guard let blob = p.records, !blob.isEmpty else { return position }
         let aborted = config.readCommitted ? Set((p.abortedTransactions ?? []).map(\.producerId)) : []
         var decoder = RecordBatchDecoder(blob, maxDecompressedBytes: config.maxDecompressedBatchBytes)
         var current = position
-        while !ledger.isFull(tp) {
+        while true {
+            while ledger.isFull(tp) {
+                if Task.isCancelled { throw .closed }
+                await resume.wait(until: monotonicNanos() + UInt64(max(config.fetchMaxWaitMs, 10)) * 1_000_000)
+            }
             let batch: RecordBatch?
             do {
                 batch = try decoder.next()
@@ -457,7 +463,6 @@ public final class KafkaConsumer: Sendable {
             let chunk = FetchedChunk(epoch: epoch, records: out, partition: tp, cost: bytes)
             if !(await channel.send(chunk, cost: bytes)) { throw .closed }
         }
-        return current
     }
 
     private func resetOffset(_ tp: TopicPartition) async throws(KafkaError) {
