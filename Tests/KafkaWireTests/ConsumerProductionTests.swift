@@ -171,15 +171,13 @@ struct ConsumerProductionTests {
         #expect(!inFlight.isEmpty && inFlight.allSatisfy { ($0.lastValue ?? 0) == 0 })
     }
 
-    /// A request error is counted by API and error: a fetch of a partition that does not exist.
+    /// A failed request is counted by API and error kind; an answered one counts none.
     @Test func requestErrorsAreCounted() async throws {
         let m = TestMetricsFactory.shared
         let clientId = "errors-\(UInt32.random(in: 0...UInt32.max))"
         let cluster = KafkaCluster(config: TestBroker.client(clientId))
         defer { Task { await cluster.close() } }
         let c = try await cluster.anyConnection()
-        // A request that times out on a silent broker is the network kind; here the broker answers,
-        // so the network error counter stays untouched and the latency is recorded.
         _ = try await c.send(MetadataRequest())
         #expect(m.counters(label: KafkaWireMetricNames.requestErrors).filter { TestMetricsFactory.has($0.dimensions, ["client_id": clientId]) }.isEmpty)
         await c.close()
@@ -191,6 +189,7 @@ struct ConsumerProductionTests {
             TestMetricsFactory.has($0.dimensions, ["client_id": clientId, "api": "Metadata"])
         }
         #expect(errors.map(\.totalValue).reduce(0, +) == 1)
+        #expect(errors.first?.dimensions.contains { $0 == ("error", "closed") } == true)
     }
 }
 
