@@ -136,6 +136,11 @@ private func listed(_ r: FetchRequest) -> [Int32: Int64] {
 
 private func forgotten(_ r: FetchRequest) -> [Int32] { r.forgottenTopicsData.flatMap(\.partitions) }
 
+extension ConsumerRecord {
+    /// The value as text (tests write text values).
+    var text: String { String(decoding: value ?? [], as: UTF8.self) }
+}
+
 @Suite(.timeLimit(.minutes(1))) struct FetchSessionTests {
     static func consumer(_ b: SessionBroker, sessions: Bool = true) -> KafkaConsumer {
         var c = ConsumerConfig(client: Scripted.config(b.broker))
@@ -147,7 +152,7 @@ private func forgotten(_ r: FetchRequest) -> [Int32] { r.forgottenTopicsData.fla
 
     static func read(_ it: inout KafkaConsumer.Records.AsyncIterator, _ n: Int) async throws -> [String] {
         var out: [String] = []
-        while out.count < n, let r = try await it.next() { out.append("\(String(decoding: r.value!, as: UTF8.self))") }
+        while out.count < n, let r = try await it.next() { out.append(r.text) }
         return out
     }
 
@@ -274,6 +279,31 @@ private func forgotten(_ r: FetchRequest) -> [Int32] { r.forgottenTopicsData.fla
             #expect(Set(listed(f.request).keys) == [0, 1, 2])
             #expect(f.error == .none)
         }
+    }
+
+    /// A group member fetches through the same sessions: full first, then incremental, closed
+    /// when the member closes.
+    @Test func aGroupMemberFetchesInASession() async throws {
+        let b = try GroupBroker(topics: ["t": 3])
+        defer { b.stop() }
+        let log = SessionLog()
+        b.with { $0.custom = { req in req.apiKey == ApiKey.fetch.rawValue ? log.answer(req, port: 0) : nil } }
+        log.state.withLock { $0.logEnd = [0: 2, 1: 1, 2: 0] }
+        let consumer = KafkaGroupConsumer(config: GroupTesting.config(b), topics: ["t"])
+        var got: [String] = []
+        for try await r in consumer.records {
+            got.append(r.text)
+            if got.count == 3 { break }
+        }
+        #expect(got.sorted() == ["p0-0", "p0-1", "p1-0"])
+        #expect(await GroupTesting.eventually { log.state.withLock { $0.fetches.count } >= 3 })
+        await consumer.close()
+        let fetches = log.state.withLock { $0.fetches }
+        #expect(fetches[0].request.sessionId == 0 && fetches[0].request.sessionEpoch == 0)
+        #expect(fetches[1].request.sessionId == 77 && fetches[1].request.sessionEpoch == 1)
+        #expect(listed(fetches[1].request) == [0: 2, 1: 1])
+        #expect(fetches.allSatisfy { $0.error == .none })
+        #expect(fetches.last?.request.sessionEpoch == -1)
     }
 
     @Test func planEpochsAndSessionlessPlans() {
