@@ -54,7 +54,9 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "KafkaWire",
-            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
 
         // HRMS: the event contract shared by the services' outboxes and the two consumers.
@@ -80,7 +82,11 @@ let package = Package(
         .testTarget(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
-        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
+        .testTarget(
+            name: "KafkaWireTests",
+            dependencies: ["KafkaWire", "KafkaFakeBroker", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )

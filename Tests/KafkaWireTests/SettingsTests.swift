@@ -44,6 +44,7 @@ import Testing
             "enable.auto.commit": "false", "auto.commit.interval.ms": "100",
             "fetch.min.bytes": "10", "fetch.max.bytes": "2000", "max.partition.fetch.bytes": "1000", "fetch.max.wait.ms": "50",
             "isolation.level": "read_committed", "auto.offset.reset": "earliest", "client.id": "grp",
+            "max.partition.buffered.bytes": "65536", "enable.fetch.sessions": "false",
         ])
         #expect(g.groupId == "audit" && g.groupInstanceId == "i-1" && g.sessionTimeoutMs == 6000 && g.heartbeatIntervalMs == 500)
         #expect(g.maxPollIntervalMs == 10000 && g.assignors.map(\.name) == ["cooperative-sticky", "range"])
@@ -51,6 +52,7 @@ import Testing
         #expect(g.consumer.fetchMinBytes == 10 && g.consumer.fetchMaxBytes == 2000 && g.consumer.maxPartitionFetchBytes == 1000)
         #expect(g.consumer.fetchMaxWaitMs == 50 && g.consumer.readCommitted && g.consumer.autoOffsetReset == .earliest)
         #expect(g.consumer.client.clientId == "grp")
+        #expect(g.consumer.maxPartitionBufferedBytes == 65536 && !g.consumer.fetchSessions)
         #expect(Set(g.settings.keys) == GroupConsumerConfig.settingNames)
         let round = try GroupConsumerConfig(settings: g.settings)
         #expect(round.settings == g.settings)
@@ -70,6 +72,8 @@ import Testing
         var c = ConsumerConfig(bootstrapServers: "a:1")
         #expect(throws: KafkaError.self) { try c.apply(["isolation.level": "dirty"]) }
         #expect(throws: KafkaError.self) { try c.apply(["linger.ms": "1"]) }
+        #expect(throws: KafkaError.self) { try c.apply(["max.partition.buffered.bytes": "0"]) }
+        #expect(throws: KafkaError.self) { try c.apply(["enable.fetch.sessions": "maybe"]) }
         var g = GroupConsumerConfig(bootstrapServers: "a:1", groupId: "g")
         #expect(throws: KafkaError.self) { try g.apply(["partition.assignment.strategy": "sticky"]) }
         #expect(throws: KafkaError.self) { try g.apply(["enable.auto.commit": "yes"]) }

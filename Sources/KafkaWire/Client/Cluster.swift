@@ -73,6 +73,12 @@ public actor KafkaCluster {
         return try await connection(nodeId: nodeId, address: broker.address)
     }
 
+    /// The open connection to broker `nodeId`, if there is one (never connects).
+    func openConnection(to nodeId: Int32) -> BrokerConnection? {
+        guard let c = connections[nodeId], !c.isClosed else { return nil }
+        return c
+    }
+
     /// A connection to any broker: a known one if we have metadata, else the bootstrap list in turn.
     public func anyConnection() async throws(KafkaError) -> BrokerConnection {
         // Never a coordinator connection: a JoinGroup may hold it for minutes.

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// Where to start reading a partition.
@@ -32,6 +33,14 @@ public struct ConsumerConfig: Sendable {
     public var autoOffsetReset: OffsetResetPolicy = .latest
     /// Bytes of fetched records held for the application before fetching pauses.
     public var maxBufferedBytes: Int = 16 << 20
+    /// `max.partition.buffered.bytes`: bytes of one partition's fetched records held for the
+    /// application; at it the partition is not fetched again, and the answer in hand is decoded no
+    /// further, until the application has read some. So the bound holds (within one record batch)
+    /// even against a broker that ignores the fetch size limits.
+    public var maxPartitionBufferedBytes: Int = 4 << 20
+    /// `enable.fetch.sessions`: KIP-227 incremental fetches, which list only the partitions whose
+    /// position changed. A broker that keeps no sessions gets full fetches either way.
+    public var fetchSessions: Bool = true
     /// Largest decompressed size of one batch; anything larger is treated as corrupt.
     public var maxDecompressedBatchBytes: Int = 64 << 20
 
@@ -67,6 +76,8 @@ public final class KafkaConsumer: Sendable {
     struct FetchedChunk: Sendable {
         var epoch: UInt64
         var records: [ConsumerRecord]
+        var partition: TopicPartition
+        var cost: Int
     }
 
     private struct PartitionState {
@@ -78,16 +89,35 @@ public final class KafkaConsumer: Sendable {
     private struct State {
         var nextEpoch: UInt64 = 0
         var partitions: [TopicPartition: PartitionState] = [:]
-        var loops: [Int32: Task<Void, Never>] = [:]
+        var loops: [Int32: FetchLoop] = [:]
         var closed = false
     }
+    /// One fetch loop per leader broker; `resume` wakes it when a paused partition has room again.
+    private struct FetchLoop {
+        var task: Task<FetchSession, Never>
+        var resume: Signal
+    }
     private let state = Mutex(State())
+    let ledger: PartitionBufferLedger
+    let metrics: ConsumerMetrics
 
-    public init(config: ConsumerConfig, logger: Logger = Logger(label: "kafkawire.consumer")) {
+    public convenience init(config: ConsumerConfig, logger: Logger = Logger(label: "kafkawire.consumer")) {
+        self.init(config: config, group: "", logger: logger)
+    }
+
+    /// `group` names the consumer group in metrics (empty without one).
+    init(config: ConsumerConfig, group: String, logger: Logger) {
         self.config = config
         self.logger = logger
         cluster = KafkaCluster(config: config.client, logger: logger)
         channel = BoundedChannel(capacity: config.maxBufferedBytes)
+        ledger = PartitionBufferLedger(bound: config.maxPartitionBufferedBytes)
+        metrics = ConsumerMetrics(clientId: config.client.clientId, group: group)
+        ledger.onRoom = { [weak self] in self?.wakeLoops() }
+    }
+
+    private func wakeLoops() {
+        for l in state.withLock({ Array($0.loops.values) }) { l.resume.signal() }
     }
 
     /// Starts reading the given partitions; `partitions == nil` means every partition of the topic.
@@ -146,21 +176,36 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
-    public var records: Records { Records(channel: channel) }
+    public var records: Records { Records(channel: channel, ledger: ledger) }
 
     /// Bytes of fetched records waiting for the application.
     public var bufferedBytes: Int { channel.bufferedCost }
 
     /// Stops fetching and ends `records` after what is buffered.
     public func close() async {
-        let loops = state.withLock { s -> [Task<Void, Never>] in
+        let loops = state.withLock { s -> [(Int32, FetchLoop)] in
             s.closed = true
-            return Array(s.loops.values)
+            return s.loops.map { ($0.key, $0.value) }
         }
-        for l in loops { l.cancel() }
+        for (_, l) in loops {
+            l.task.cancel()
+            l.resume.signal()  // a loop waiting for buffer room
+        }
         channel.finish()
-        for l in loops { await l.value }
+        for (leader, l) in loops.map({ ($0.0, $0.1.task) }) {
+            let session = await l.value
+            await closeSession(session, leader: leader)
+        }
         await cluster.close()
+    }
+
+    /// Tells the broker it can drop the session (best effort, only over a connection that is still
+    /// open, so that closing never waits for a broker that is gone).
+    private func closeSession(_ session: FetchSession, leader: Int32) async {
+        guard let plan = session.closeRequest(), let connection = await cluster.openConnection(to: leader) else { return }
+        var request = fetchRequest(plan)
+        request.maxWaitMs = 0
+        _ = try? await connection.send(request, timeoutMs: min(config.client.requestTimeoutMs, 2_000))
     }
 
     // MARK: Offsets
@@ -199,30 +244,45 @@ public final class KafkaConsumer: Sendable {
                 s.partitions[tp]?.leader = l
             }
             for leader in Set(s.partitions.values.compactMap(\.leader)) where s.loops[leader] == nil && !s.closed {
-                s.loops[leader] = Task { await self.fetchLoop(leader: leader) }
+                let resume = Signal()
+                s.loops[leader] = FetchLoop(task: Task { await self.fetchLoop(leader: leader, resume: resume) }, resume: resume)
             }
         }
     }
 
-    private func fetchLoop(leader: Int32) async {
+    /// Fetches the partitions led by `leader` until there are none or the consumer closes; returns
+    /// its fetch session so that `close` can end it on the broker.
+    private func fetchLoop(leader: Int32, resume: Signal) async -> FetchSession {
+        var session = FetchSession(enabled: config.fetchSessions)
         var failures = 0
         while !Task.isCancelled {
             // Checked and deregistered under one lock, so that an assign() racing with this exit
             // either sees the loop gone (and starts a new one) or gives it work.
-            let mine = state.withLock { s -> [(TopicPartition, Int64)]? in
-                let m = s.partitions.filter { $0.value.leader == leader }.map { ($0.key, $0.value.position) }
+            let mine = state.withLock { s -> [TopicPartition: Int64]? in
+                var m: [TopicPartition: Int64] = [:]
+                for (tp, p) in s.partitions where p.leader == leader { m[tp] = p.position }
                 if m.isEmpty { s.loops[leader] = nil; return nil }
                 return m
             }
-            guard let mine else { return }
+            guard let mine else {
+                await closeSession(session, leader: leader)
+                return session
+            }
+            // Partitions whose buffered records are at the bound wait for the application.
+            let fetchable = mine.filter { !ledger.isFull($0.key) }
+            if fetchable.isEmpty {
+                await resume.wait(until: monotonicNanos() + UInt64(max(config.fetchMaxWaitMs, 10)) * 1_000_000)
+                continue
+            }
             do {
-                try await fetchOnce(leader: leader, partitions: mine)
+                try await fetchOnce(leader: leader, partitions: fetchable, session: &session, resume: resume)
                 failures = 0
             } catch {
+                session.restart()
                 if Task.isCancelled { break }
                 failures += 1
                 if !error.isRetriable {
-                    logger.error("consumer stopped", metadata: ["error": "\(error)"])
+                    logger.error("consumer stopped", metadata: ["broker": "\(leader)", "error": "\(error)"])
                     channel.finish(throwing: error)
                     break
                 }
@@ -233,6 +293,7 @@ public final class KafkaConsumer: Sendable {
             }
         }
         state.withLock { s in s.loops[leader] = nil }
+        return session
     }
 
     /// After a leader change, moves partitions to their new leaders' loops.
@@ -253,76 +314,134 @@ public final class KafkaConsumer: Sendable {
         if moved { try? await startLoops() }
     }
 
-    private func fetchOnce(leader: Int32, partitions: [(TopicPartition, Int64)]) async throws(KafkaError) {
-        let connection = try await cluster.connection(to: leader)
+    /// A Fetch request for a session plan.
+    private func fetchRequest(_ plan: FetchSession.Plan) -> FetchRequest {
         var request = FetchRequest()
         request.replicaId = -1
         request.maxWaitMs = Int32(clamping: config.fetchMaxWaitMs)
         request.minBytes = Int32(clamping: config.fetchMinBytes)
         request.maxBytes = Int32(clamping: config.fetchMaxBytes)
         request.isolationLevel = config.readCommitted ? 1 : 0
-        request.sessionId = 0
-        request.sessionEpoch = -1  // no fetch session: every request lists every partition
-        var byTopic: [String: [FetchRequest.FetchTopic.FetchPartition]] = [:]
-        for (tp, position) in partitions.sorted(by: { ($0.0.topic, $0.0.partition) < ($1.0.topic, $1.0.partition) }) {
+        request.sessionId = plan.sessionId
+        request.sessionEpoch = plan.sessionEpoch
+        var topics: [FetchRequest.FetchTopic] = []
+        for (tp, data) in plan.send {
             var p = FetchRequest.FetchTopic.FetchPartition()
             p.partition = tp.partition
-            p.fetchOffset = position
-            p.partitionMaxBytes = Int32(clamping: config.maxPartitionFetchBytes)
-            byTopic[tp.topic, default: []].append(p)
+            p.fetchOffset = data.fetchOffset
+            p.partitionMaxBytes = data.maxBytes
+            if topics.last?.topic == tp.topic {
+                topics[topics.count - 1].partitions.append(p)
+            } else {
+                topics.append(FetchRequest.FetchTopic(topic: tp.topic, partitions: [p]))
+            }
         }
-        request.topics = byTopic.keys.sorted().map { FetchRequest.FetchTopic(topic: $0, partitions: byTopic[$0]!) }
+        request.topics = topics
+        request.forgottenTopicsData = plan.forget.map { FetchRequest.ForgottenTopic(topic: $0.topic, partitions: $0.partitions) }
+        return request
+    }
+
+    private func fetchOnce(
+        leader: Int32, partitions: [TopicPartition: Int64], session: inout FetchSession, resume: Signal
+    ) async throws(KafkaError) {
+        let connection = try await cluster.connection(to: leader)
+        let maxBytes = Int32(clamping: config.maxPartitionFetchBytes)
+        let plan = session.plan(partitions.mapValues { FetchSession.PartitionData(fetchOffset: $0, maxBytes: maxBytes) })
+        let request = fetchRequest(plan)
 
         let response: FetchResponse
+        let start = monotonicNanos()
         do {
             response = try await connection.send(request, timeoutMs: config.client.requestTimeoutMs + config.fetchMaxWaitMs)
         } catch {
             if case .network = error { await cluster.connectionFailed(connection) }
             throw error
         }
+        metrics.fetchLatency.recordNanoseconds(Int64(clamping: monotonicNanos() - start))
         let topLevel = KafkaErrorCode(rawValue: response.errorCode)
-        if topLevel != .none { throw KafkaError.broker(topLevel, context: "fetch from broker \(leader)") }
+        if topLevel == .fetchSessionIdNotFound || topLevel == .invalidFetchSessionEpoch, !plan.isFull {
+            // The broker lost or evicted the session: start a new one with the next request.
+            logger.debug("fetch session reset", metadata: [
+                "broker": "\(leader)", "session_id": "\(plan.sessionId)", "epoch": "\(plan.sessionEpoch)", "error": "\(topLevel)",
+            ])
+            connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, topLevel)
+            session.rejected(topLevel)
+            return
+        }
+        if topLevel != .none {
+            connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, topLevel)
+            throw KafkaError.broker(topLevel, context: "fetch from broker \(leader)")
+        }
+        session.accepted(plan, sessionId: response.sessionId)
 
-        let requested = Dictionary(uniqueKeysWithValues: partitions)
+        // An incremental answer covers every partition of the session (those with news only),
+        // each fetched from the offset the session holds for it: the positions it was built from.
         for topic in response.responses {
+            var delivered = Delivered()
             for p in topic.partitions {
                 let tp = TopicPartition(topic: topic.topic, partition: p.partitionIndex)
-                guard let fetchedFrom = requested[tp] else { continue }
+                guard let fetchedFrom = partitions[tp] else { continue }
                 let code = KafkaErrorCode(rawValue: p.errorCode)
                 switch code {
                 case .none:
-                    try await deliver(tp, from: fetchedFrom, p)
+                    let position = try await deliver(tp, from: fetchedFrom, p, into: &delivered, resume: resume)
+                    if p.highWatermark >= 0 { metrics.lag(tp).record(max(0, p.highWatermark - position)) }
                 case .offsetOutOfRange:
+                    connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, code)
                     try await resetOffset(tp)
                 default:
+                    connection.metrics.brokerError(apiKey: ApiKey.fetch.rawValue, code)
+                    logger.debug("fetch error", metadata: [
+                        "topic": "\(tp.topic)", "partition": "\(tp.partition)", "broker": "\(leader)", "error": "\(code)",
+                    ])
                     throw KafkaError.broker(code, context: "fetch \(tp)")
                 }
             }
+            if delivered.records > 0 { metrics.consumed(topic: topic.topic, records: delivered.records, bytes: delivered.bytes) }
         }
+    }
+
+    /// Records and bytes handed to the application from one answer, for metrics.
+    struct Delivered {
+        var records = 0
+        var bytes = 0
     }
 
     /// Decodes one partition's records batch by batch and hands each batch to the application's
     /// buffer, waiting for room: at most one decoded batch is held beyond the buffer's cap.
-    private func deliver(_ tp: TopicPartition, from position: Int64, _ p: FetchResponse.FetchableTopicResponse.PartitionData) async throws(KafkaError) {
+    /// Returns the position after delivery. Before decoding each batch it waits while the
+    /// partition's buffered bytes are at their bound (the answer in hand is used, not fetched
+    /// again: a broker that ignores fetch size limits would otherwise send the same bytes over).
+    private func deliver(
+        _ tp: TopicPartition, from position: Int64, _ p: FetchResponse.FetchableTopicResponse.PartitionData,
+        into delivered: inout Delivered, resume: Signal
+    ) async throws(KafkaError) -> Int64 {
         state.withLock { $0.partitions[tp]?.highWatermark = p.highWatermark }
-        guard let blob = p.records, !blob.isEmpty else { return }
+        guard let blob = p.records, !blob.isEmpty else { return position }
         let aborted = config.readCommitted ? Set((p.abortedTransactions ?? []).map(\.producerId)) : []
         var decoder = RecordBatchDecoder(blob, maxDecompressedBytes: config.maxDecompressedBatchBytes)
         var current = position
         while true {
+            while ledger.isFull(tp) {
+                if Task.isCancelled { throw .closed }
+                await resume.wait(until: monotonicNanos() + UInt64(max(config.fetchMaxWaitMs, 10)) * 1_000_000)
+            }
             let batch: RecordBatch?
             do {
                 batch = try decoder.next()
             } catch {
                 throw .corruptRecords(topic: tp.topic, partition: tp.partition, offset: current, error)
             }
-            guard let batch else { return }
+            guard let batch else { return current }
             var out: [ConsumerRecord] = []
             var bytes = 0
+            var payload = 0
             if !batch.isControl && !(batch.isTransactional && aborted.contains(batch.producerId)) {
                 out.reserveCapacity(batch.records.count)
                 for r in batch.records where r.offset >= current {
-                    bytes += (r.key?.count ?? 0) + (r.value?.count ?? 0) + 64
+                    let size = (r.key?.count ?? 0) + (r.value?.count ?? 0)
+                    payload += size
+                    bytes += size + 64
                     out.append(ConsumerRecord(
                         topic: tp.topic, partition: tp.partition, offset: r.offset, timestamp: r.timestamp,
                         timestampType: batch.timestampType, key: r.key, value: r.value, headers: r.headers))
@@ -335,9 +454,14 @@ public final class KafkaConsumer: Sendable {
                 s.partitions[tp]?.position = next
                 return ps.epoch
             }
-            guard let epoch else { return }
+            guard let epoch else { return current }
             current = next
-            if !out.isEmpty, !(await channel.send(FetchedChunk(epoch: epoch, records: out), cost: bytes)) { throw .closed }
+            guard !out.isEmpty else { continue }
+            delivered.records += out.count
+            delivered.bytes += payload
+            ledger.add(tp, bytes)
+            let chunk = FetchedChunk(epoch: epoch, records: out, partition: tp, cost: bytes)
+            if !(await channel.send(chunk, cost: bytes)) { throw .closed }
         }
     }
 
@@ -349,7 +473,7 @@ public final class KafkaConsumer: Sendable {
         case .none: throw .broker(.offsetOutOfRange, context: "fetch \(tp) (auto.offset.reset=none)")
         }
         let o = try await listOffsets(cluster: cluster, [(tp, timestamp)], readCommitted: config.readCommitted)[tp] ?? 0
-        logger.info("offset reset", metadata: ["partition": "\(tp)", "offset": "\(o)"])
+        logger.info("offset reset", metadata: ["topic": "\(tp.topic)", "partition": "\(tp.partition)", "offset": "\(o)"])
         state.withLock { $0.partitions[tp]?.position = o }
     }
 
@@ -357,10 +481,12 @@ public final class KafkaConsumer: Sendable {
     public struct Records: AsyncSequence, Sendable {
         public typealias Element = ConsumerRecord
         let channel: BoundedChannel<FetchedChunk>
+        let ledger: PartitionBufferLedger
 
         public struct AsyncIterator: AsyncIteratorProtocol {
             let channel: BoundedChannel<FetchedChunk>
-            var chunk = FetchedChunk(epoch: 0, records: [])
+            let ledger: PartitionBufferLedger
+            var chunk = FetchedChunk(epoch: 0, records: [], partition: TopicPartition(topic: "", partition: 0), cost: 0)
             var index = 0
 
             public mutating func next() async throws -> ConsumerRecord? {
@@ -371,6 +497,7 @@ public final class KafkaConsumer: Sendable {
             mutating func nextWithEpoch() async throws -> (record: ConsumerRecord, epoch: UInt64)? {
                 while index >= chunk.records.count {
                     guard let c = try await channel.receive() else { return nil }
+                    ledger.remove(c.partition, c.cost)
                     chunk = c
                     index = 0
                 }
@@ -379,7 +506,7 @@ public final class KafkaConsumer: Sendable {
             }
         }
 
-        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel, ledger: ledger) }
     }
 }
 

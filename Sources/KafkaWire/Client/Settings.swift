@@ -244,7 +244,7 @@ extension ConsumerConfig: LayeredSettings {
     /// The consumer's own settings.
     public static let consumerSettingNames: Set<String> = [
         "fetch.min.bytes", "fetch.max.bytes", "max.partition.fetch.bytes", "fetch.max.wait.ms",
-        "isolation.level", "auto.offset.reset",
+        "isolation.level", "auto.offset.reset", "max.partition.buffered.bytes", "enable.fetch.sessions",
     ]
     /// Every setting a consumer understands (its own and the client's).
     public static var settingNames: Set<String> { consumerSettingNames.union(ClientConfig.settingNames) }
@@ -278,6 +278,8 @@ extension ConsumerConfig: LayeredSettings {
                 throw KafkaSettings.fail(name, value, "earliest, latest or none")
             }
             autoOffsetReset = p
+        case "max.partition.buffered.bytes": maxPartitionBufferedBytes = try KafkaSettings.int(name, value, min: 1)
+        case "enable.fetch.sessions": fetchSessions = try KafkaSettings.bool(name, value)
         default: throw KafkaSettings.unknown(name, in: "a consumer")
         }
     }
@@ -291,6 +293,8 @@ extension ConsumerConfig: LayeredSettings {
             "fetch.max.wait.ms": String(fetchMaxWaitMs),
             "isolation.level": readCommitted ? "read_committed" : "read_uncommitted",
             "auto.offset.reset": autoOffsetReset.rawValue,
+            "max.partition.buffered.bytes": String(maxPartitionBufferedBytes),
+            "enable.fetch.sessions": String(fetchSessions),
         ]) { a, _ in a }
     }
 }

@@ -150,6 +150,7 @@ extension KafkaGroupConsumer {
         if !unresolved.isEmpty {
             logger.debug("assignment names unknown topic ids; retrying", metadata: ["group": "\(config.groupId)", "ids": "\(unresolved)"])
         }
+        if membership.withLock({ $0.assigned != wanted }) { fetcher.metrics.rebalances.increment() }
         try await apply(wanted)
         membership.withLock { m in
             if unresolved.isEmpty, m.consumerGroup.target == target { m.consumerGroup.target = nil }

@@ -110,14 +110,14 @@ public final class KafkaGroupConsumer: Sendable {
     let membership = Mutex(Membership())
     private let wake = Signal()
     private let outstandingFinished = Signal()
-    private let groupTask = Mutex<Task<Void, Never>?>(nil)
+    let groupTask = Mutex<Task<Void, Never>?>(nil)
 
     public init(config: GroupConsumerConfig, topics: [String], logger: Logger = Logger(label: "kafkawire.group")) {
         self.config = config
         self.topics = topics.sorted()
         self.logger = logger
-        fetcher = KafkaConsumer(config: config.consumer, logger: logger)
-        groupTask.withLock { $0 = Task { await self.run() } }
+        fetcher = KafkaConsumer(config: config.consumer, group: config.groupId, logger: logger)
+        groupTask.withLock { $0 = Task { await self.runGroup() } }
     }
 
     /// The partitions this member owns now.
@@ -347,7 +347,7 @@ public final class KafkaGroupConsumer: Sendable {
 
     // MARK: The group task
 
-    private func run() async {
+    private func runGroup() async {
         var lastHeartbeat: UInt64 = 0
         var lastAutoCommit = monotonicNanos()
         var backoffMs = config.consumer.client.retryBackoffMs
@@ -738,6 +738,7 @@ public final class KafkaGroupConsumer: Sendable {
             m.needsJoin = false
             m.pendingAssignment = newAssignment
         }
+        fetcher.metrics.rebalances.increment()
         // If this fails (offsets cannot be fetched yet...), the group task tries again.
         try await applyPendingAssignment()
     }

@@ -51,6 +51,7 @@ public final class BrokerConnection: Sendable {
     let clientId: String
     let requestTimeoutMs: Int
     let logger: Logger
+    let metrics: NetworkMetrics
     private let correlation = Atomic<Int32>(0)
 
     private init(
@@ -64,6 +65,7 @@ public final class BrokerConnection: Sendable {
         self.clientId = clientId
         self.requestTimeoutMs = requestTimeoutMs
         self.logger = logger
+        metrics = NetworkMetrics(clientId: clientId)
     }
 
     public static let softwareName = "kafkawire"
@@ -186,10 +188,12 @@ public final class BrokerConnection: Sendable {
         }
         let timeout = timeoutMs ?? requestTimeoutMs
         let start = monotonicNanos()
+        metrics.started()
         do {
             let frame = try await connection.send(
                 frame: w.bytes, correlationId: correlationId, apiKey: R.apiKey, timeoutMs: timeout,
                 expectsResponse: expectsResponse, queued: queued)
+            metrics.finished(apiKey: R.apiKey, nanos: monotonicNanos() - start)
             if logger.logLevel <= .debug {
                 logger.debug("request", metadata: [
                     "api": "\(ApiKey(rawValue: R.apiKey)?.name ?? "\(R.apiKey)")", "version": "\(version)",
@@ -199,10 +203,16 @@ public final class BrokerConnection: Sendable {
             }
             return frame
         } catch let e as NetworkError {
+            metrics.failed(apiKey: R.apiKey, error: e.metricName)
+            logger.debug("request failed", metadata: [
+                "api": "\(NetworkMetrics.apiName(R.apiKey))", "correlation_id": "\(correlationId)", "broker": "\(address)", "error": "\(e)",
+            ])
             throw .network(e)
         } catch is CancellationError {
+            metrics.failed(apiKey: R.apiKey, error: "cancelled")
             throw .timedOut("\(ApiKey(rawValue: R.apiKey)?.name ?? "request") cancelled")
         } catch {
+            metrics.failed(apiKey: R.apiKey, error: "socket_failed")
             throw .network(.socketFailed("\(error)"))
         }
     }
