@@ -53,7 +53,9 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "KafkaWire",
-            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
