@@ -78,7 +78,11 @@ let package = Package(
         .testTarget(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
-        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
+        .testTarget(
+            name: "KafkaWireTests",
+            dependencies: ["KafkaWire", "KafkaFakeBroker", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )

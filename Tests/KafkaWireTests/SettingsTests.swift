@@ -62,7 +62,7 @@ import Testing
         #expect(round.settings == g.settings)
     }
 
-    @Test func unknownNamesAndBadValuesAreRejectedAndLeaveTheConfigAsItWas() {
+    @Test func unknownNamesAndBadValuesAreRejectedAndLeaveTheConfigAsItWas() throws {
         var p = ProducerConfig(bootstrapServers: "a:1")
         let before = p.settings
         for bad in [

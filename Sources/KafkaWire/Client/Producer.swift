@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import Metrics
 import Synchronization
 
 /// `acks`: how many replicas must have a record before the broker answers.
@@ -247,11 +248,13 @@ public final class KafkaProducer: Sendable {
     private let wake = Signal()
     private let senderTask = Mutex<Task<Void, Never>?>(nil)
 
-    public init(config: ProducerConfig, logger: Logger = Logger(label: "kafkawire.producer")) {
+    /// - Parameter metricsFactory: where the producer's metrics go (the bootstrapped swift-metrics
+    ///   backend by default).
+    public init(config: ProducerConfig, logger: Logger = Logger(label: "kafkawire.producer"), metricsFactory: (any MetricsFactory)? = nil) {
         self.config = config
         self.logger = logger
         cluster = KafkaCluster(config: config.client, logger: logger)
-        metrics = ProducerMetrics(clientId: config.client.clientId)
+        metrics = ProducerMetrics(clientId: config.client.clientId, factory: metricsFactory ?? MetricsSystem.factory)
         do throws(KafkaError) {
             try config.validate()
             configError = nil
@@ -568,8 +571,8 @@ public final class KafkaProducer: Sendable {
                     if case let .failed(e) = s.identity {
                         w.expired.append((head, e))
                     } else {
-                        let last = head.lastError.map { "; last error: \($0)" } ?? ""
-                        w.expired.append((head, .timedOut("delivery.timeout.ms (\(config.deliveryTimeoutMs) ms) passed for \(tp)\(last)")))
+                        // The cause is more useful than the timeout itself, when there was one.
+                        w.expired.append((head, head.lastError ?? .timedOut("delivery.timeout.ms (\(config.deliveryTimeoutMs) ms) passed for \(tp)")))
                     }
                 }
             }

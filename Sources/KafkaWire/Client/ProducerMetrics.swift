@@ -17,19 +17,21 @@ final class ProducerMetrics: Sendable {
     private let clientId: String
     private let topics = Mutex<[String: TopicInstruments]>([:])
     private let bufferBytes: Gauge
+    private let factory: any MetricsFactory
 
-    init(clientId: String) {
+    init(clientId: String, factory: any MetricsFactory) {
         self.clientId = clientId
-        bufferBytes = Gauge(label: "kafkawire_producer_buffer_bytes", dimensions: [("client_id", clientId)])
+        self.factory = factory
+        bufferBytes = Gauge(label: "kafkawire_producer_buffer_bytes", dimensions: [("client_id", clientId)], factory: factory)
     }
 
     private func instruments(_ topic: String) -> TopicInstruments {
         if let t = topics.withLock({ $0[topic] }) { return t }
         let dims = [("client_id", clientId), ("topic", topic)]
         let t = TopicInstruments(
-            records: Counter(label: "kafkawire_producer_records_sent_total", dimensions: dims),
-            bytes: Counter(label: "kafkawire_producer_bytes_sent_total", dimensions: dims),
-            batchSize: Recorder(label: "kafkawire_producer_batch_size_bytes", dimensions: dims))
+            records: Counter(label: "kafkawire_producer_records_sent_total", dimensions: dims, factory: factory),
+            bytes: Counter(label: "kafkawire_producer_bytes_sent_total", dimensions: dims, factory: factory),
+            batchSize: Recorder(label: "kafkawire_producer_batch_size_bytes", dimensions: dims, factory: factory))
         topics.withLock { $0[topic] = t }
         return t
     }
@@ -42,12 +44,12 @@ final class ProducerMetrics: Sendable {
     }
 
     func failed(topic: String, error: KafkaError, records: Int) {
-        Counter(label: "kafkawire_producer_errors_total", dimensions: [("client_id", clientId), ("topic", topic), ("error", error.metricName)])
+        Counter(label: "kafkawire_producer_errors_total", dimensions: [("client_id", clientId), ("topic", topic), ("error", error.metricName)], factory: factory)
             .increment(by: records)
     }
 
     func retried(topic: String, error: KafkaError, records: Int) {
-        Counter(label: "kafkawire_producer_retries_total", dimensions: [("client_id", clientId), ("topic", topic), ("error", error.metricName)])
+        Counter(label: "kafkawire_producer_retries_total", dimensions: [("client_id", clientId), ("topic", topic), ("error", error.metricName)], factory: factory)
             .increment(by: records)
     }
 
