@@ -124,6 +124,11 @@ public final class KafkaProducer: Sendable {
         case none
         case completion(Completion)
         case report(UInt64)
+
+        var isNone: Bool {
+            if case .none = self { return true }
+            return false
+        }
     }
 
     struct PendingRecord {
@@ -967,38 +972,32 @@ public final class KafkaProducer: Sendable {
         _ = settleRecords(b, outcome, keepFailures: true)
     }
 
-    /// Calls completions, queues reports, and keeps the failures nobody waits for (or returns
-    /// them when `keepFailures` is false); then frees the space of records without a report.
+    /// Frees the space of records without a report and keeps the failures nobody waits for (or
+    /// returns them when `keepFailures` is false); then calls completions and queues reports, so
+    /// that a caller woken by its record sees the producer's counts already updated.
     private func settleRecords(_ b: Batch, _ outcome: Result<(Int64, Int64), KafkaError>, keepFailures: Bool) -> [UndeliveredRecord] {
         var unreported: [UndeliveredRecord] = []
         var freedBytes = 0
         var freedRecords = 0
-        for (i, r) in b.records.enumerated() {
-            let result: Result<RecordMetadata, KafkaError> = outcome.map { base, time in
-                RecordMetadata(
-                    topic: b.partition.topic, partition: b.partition.partition,
-                    offset: base < 0 ? -1 : base + Int64(i), timestamp: time >= 0 ? time : r.timestamp)
+        let tp = b.partition
+        func result(_ i: Int, _ r: PendingRecord) -> Result<RecordMetadata, KafkaError> {
+            outcome.map { base, time in
+                RecordMetadata(topic: tp.topic, partition: tp.partition, offset: base < 0 ? -1 : base + Int64(i), timestamp: time >= 0 ? time : r.timestamp)
             }
-            let size = r.record.estimatedSize
+        }
+        for r in b.records {
+            let reportId: UInt64?
             switch r.notify {
-            case let .completion(c):
-                c(result)
-                freedBytes += size
-                freedRecords += 1
-            case let .report(id):
-                reports.push(DeliveryReport(topic: b.partition.topic, partition: b.partition.partition, key: r.record.key, reportId: id, result: result), bytes: size)
-            case .none:
-                if case let .failure(error) = result {
-                    unreported.append(UndeliveredRecord(topic: b.partition.topic, partition: b.partition.partition, key: r.record.key, reportId: nil, error: error))
-                }
-                freedBytes += size
+            case .report(let id): reportId = id
+            case .completion, .none:
+                reportId = nil
+                freedBytes += r.record.estimatedSize
                 freedRecords += 1
             }
-            if !keepFailures, case let .failure(error) = result, case .completion = r.notify {
-                unreported.append(UndeliveredRecord(topic: b.partition.topic, partition: b.partition.partition, key: r.record.key, reportId: nil, error: error))
-            }
-            if !keepFailures, case let .failure(error) = result, case let .report(id) = r.notify {
-                unreported.append(UndeliveredRecord(topic: b.partition.topic, partition: b.partition.partition, key: r.record.key, reportId: id, error: error))
+            // Failures reach a completion or a report; kept are those of records with neither,
+            // and at close all of them.
+            if case let .failure(error) = outcome, !keepFailures || r.notify.isNone {
+                unreported.append(UndeliveredRecord(topic: tp.topic, partition: tp.partition, key: r.record.key, reportId: reportId, error: error))
             }
         }
         let (flushed, space, buffered) = state.withLock { s -> ([OneShot<Void>], [OneShot<Void>], Int) in
@@ -1017,8 +1016,17 @@ public final class KafkaProducer: Sendable {
             return (f, w, s.bufferedBytes)
         }
         metrics.buffer(bytes: buffered)
-        for c in flushed { c.fulfill(()) }
+        for (i, r) in b.records.enumerated() {
+            switch r.notify {
+            case let .completion(c): c(result(i, r))
+            case let .report(id):
+                reports.push(DeliveryReport(topic: tp.topic, partition: tp.partition, key: r.record.key, reportId: id, result: result(i, r)),
+                             bytes: r.record.estimatedSize)
+            case .none: break
+            }
+        }
         for c in space { c.fulfill(()) }
+        for c in flushed { c.fulfill(()) }
         return keepFailures ? [] : unreported
     }
 
