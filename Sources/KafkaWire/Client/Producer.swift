@@ -329,6 +329,15 @@ public final class KafkaProducer: Sendable {
         try await accept(record, notify: .report(reportId))
     }
 
+    /// The producer id and epoch batches are stamped with; nil while the producer is not (or not
+    /// yet) idempotent.
+    public var producerIdentity: (producerId: Int64, epoch: Int16)? {
+        state.withLock { s in
+            if case let .ready(pid, epoch) = s.identity { return (pid, epoch) }
+            return nil
+        }
+    }
+
     /// The outcome of every record queued with `enqueue(_:reportId:)`, in the order they were
     /// settled. Ends after `close`. One reader at a time.
     public var deliveryReports: DeliveryReports { DeliveryReports(queue: reports) }
@@ -618,24 +627,20 @@ public final class KafkaProducer: Sendable {
                 while s.inFlightPerBroker[leader, default: 0] < config.maxInFlightPerConnection {
                     var batches: [Batch] = []
                     for lane in lanes {
-                        if case let (pid, epoch)? = stamp {
-                            // One batch per partition per request; at most max.in.flight per partition.
-                            guard lane.inFlight.count < config.maxInFlightPerConnection,
-                                  let head = lane.queue.first, head.retryAt <= now else { continue }
-                            lane.queue.removeFirst()
-                            if head.sequence < 0 {
-                                head.producerId = pid
-                                head.epoch = epoch
-                                head.sequence = lane.nextSequence
-                                lane.nextSequence = sequenceAdd(lane.nextSequence, Int32(head.records.count))
-                            }
-                            lane.inFlight.append(head)
-                            batches.append(head)
-                        } else {
-                            batches += lane.queue
-                            lane.inFlight += lane.queue
-                            lane.queue.removeAll()
+                        // One batch per partition per request (a broker keys a request's records by
+                        // partition, and takes one compressed batch each); at most max.in.flight
+                        // per partition.
+                        guard lane.inFlight.count < config.maxInFlightPerConnection,
+                              let head = lane.queue.first, head.retryAt <= now else { continue }
+                        lane.queue.removeFirst()
+                        if case let (pid, epoch)? = stamp, head.sequence < 0 {
+                            head.producerId = pid
+                            head.epoch = epoch
+                            head.sequence = lane.nextSequence
+                            lane.nextSequence = sequenceAdd(lane.nextSequence, Int32(head.records.count))
                         }
+                        lane.inFlight.append(head)
+                        batches.append(head)
                     }
                     if batches.isEmpty { break }
                     s.inFlightPerBroker[leader, default: 0] += 1
