@@ -149,6 +149,12 @@ class FaultProxy:
         if self._server:
             self._server.close()
         await self._cut()
+        # The connections' tasks end with their sockets; wait for them so none is left pending.
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _cut(self) -> None:
         for a, b in list(self._conns):

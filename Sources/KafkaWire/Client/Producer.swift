@@ -435,7 +435,7 @@ public final class KafkaProducer: Sendable {
     private enum AppendOutcome {
         case appended(wakeSender: Bool)
         case needsPartitionCount
-        case bufferFull
+        case bufferFull(byRecords: Bool)
         case invalidPartition(Int32)
         case failed(KafkaError)
     }
@@ -459,11 +459,14 @@ public final class KafkaProducer: Sendable {
                 let t = try await cluster.topic(record.topic)
                 guard !t.partitions.isEmpty else { throw .unknownTopicOrPartition(topic: record.topic, partition: nil) }
                 state.withLock { $0.partitionCounts[record.topic] = t.partitions.count }
-            case .bufferFull:
+            case let .bufferFull(byRecords):
                 let limit = deadline ?? monotonicNanos() + UInt64(config.maxBlockMs) * 1_000_000
                 deadline = limit
                 if monotonicNanos() >= limit {
-                    throw .timedOut("producer buffer full (buffer.memory \(config.bufferMemory) bytes, queue.buffering.max.messages \(config.maxBufferedRecords)) for max.block.ms \(config.maxBlockMs)")
+                    let cap = byRecords
+                        ? "queue.buffering.max.messages (\(config.maxBufferedRecords) records)"
+                        : "buffer.memory (\(config.bufferMemory) bytes)"
+                    throw .timedOut("\(cap) full for max.block.ms \(config.maxBlockMs)")
                 }
                 await waitForSpace(size, until: limit)
             }
@@ -483,7 +486,7 @@ public final class KafkaProducer: Sendable {
             if !s.accepting { return .failed(.closed) }
             if case let .failed(e) = s.identity { return .failed(e) }
             guard let count = s.partitionCounts[record.topic] else { return .needsPartitionCount }
-            guard fits(s, size) else { return .bufferFull }
+            guard fits(s, size) else { return .bufferFull(byRecords: s.bufferedRecords >= config.maxBufferedRecords) }
             let partition: Int32
             if let p = record.partition {
                 guard p >= 0, Int(p) < count else { return .invalidPartition(p) }
