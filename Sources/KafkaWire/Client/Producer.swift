@@ -596,8 +596,11 @@ public final class KafkaProducer: Sendable {
             var stamp: (Int64, Int16)?
             switch s.identity {
             case .pending:
-                s.identity = .initializing
-                w.initIdentity = true
+                // Asked for once there is something to send, not when the producer is made.
+                if !s.open.isEmpty || s.lanes.values.contains(where: { !$0.queue.isEmpty }) {
+                    s.identity = .initializing
+                    w.initIdentity = true
+                }
             case let .ready(pid, epoch): stamp = (pid, epoch)
             case .initializing, .disabled, .failed: break
             }
@@ -704,7 +707,7 @@ public final class KafkaProducer: Sendable {
             case let .broker(code, _): transient = code.isRetriable && code != .unknownProducerId
             default: transient = false
             }
-            if transient && attempt < 1_000 {
+            if transient {
                 logger.debug("InitProducerId failed, retrying", metadata: ["error": "\(failure)", "attempt": "\(attempt)"])
                 try? await Task.sleep(nanoseconds: backoffNanos(attempt))
                 continue
