@@ -287,6 +287,23 @@ private func sendSeparately(_ producer: KafkaProducer, partition: Int32 = 0, cou
         await producer.close()
     }
 
+    /// Several batches in flight; the connection drops right after the broker wrote one of them, so
+    /// its answer and the requests behind it are lost. All go again in order with their sequences:
+    /// the written one is recognised as a duplicate, and every record is in the log once, in order.
+    @Test func aConnectionLostAfterAWriteInThePipelineLeavesEachRecordOnceInOrder() async throws {
+        let fake = try SequencingBroker { n in n == 2 ? .after(delayMs: 100, .closeAfterAppend) : .none }
+        let producer = KafkaProducer(config: fake.config { $0.batchSize = 1 })
+        _ = try await producer.send(ProducerRecord(topic: "t", partition: 0, value: Array("v0".utf8)))
+        let results = await producer.send((1..<6).map { ProducerRecord(topic: "t", partition: 0, value: Array("v\($0)".utf8)) })
+        let offsets = results.map { (try? $0.get())?.offset }
+        #expect(offsets == [1, 2, 3, 4, 5])
+        #expect(fake.log(0) == (0..<6).map { "v\($0)" })
+        let got = fake.received
+        #expect(got.contains { $0.values == ["v1"] && $0.answer == .duplicateSequenceNumber })
+        #expect(got.allSatisfy { $0.epoch == 3 && $0.baseSequence == Int32($0.values[0].dropFirst())! })
+        await producer.close()
+    }
+
     /// A connection dropped before the broker read the request: the batch is re-sent unchanged.
     @Test func aDroppedConnectionResendsTheSameBatch() async throws {
         let fake = try SequencingBroker { n in n == 1 ? .closeBeforeAppend : .none }
