@@ -3,7 +3,7 @@
 //
 //   kafkawire-bench codec              record batch encode/decode MB/s (100-byte records; none, lz4)
 //   kafkawire-bench crc                CRC-32C GB/s (hardware and portable paths)
-//   kafkawire-bench produce -b B -t T [-n 1000000] [-s 100] [-z lz4] [--acks 1]
+//   kafkawire-bench produce -b B -t T [-n 1000000] [-s 100] [-z lz4] [--acks 1] [--settings k=v,k=v]
 //   kafkawire-bench consume -b B -t T [-n 1000000]
 import CKafkaSupport
 import Foundation
@@ -103,6 +103,13 @@ func produceBench(_ args: [String]) async throws {
     config.acks = (try flagValue(args, "--acks", "1")) == "all" ? .all : .leader
     config.lingerMs = 5
     config.batchSize = 1 << 20
+    // --settings k=v,k=v: any producer setting by its Kafka name (enable.idempotence=false...).
+    var settings: [String: String] = [:]
+    for part in (try flagValue(args, "--settings", "")).split(separator: ",") {
+        guard let (k, v) = KafkaSettings.parseAssignment(String(part)) else { throw BenchError(description: "bad setting \(part)") }
+        settings[k] = v
+    }
+    try config.apply(settings)
     let values = (0..<1000).map { payload($0, size: size) }
     let producer = KafkaProducer(config: config)
     // Warm up the metadata and the connection outside the measurement.
@@ -115,8 +122,9 @@ func produceBench(_ args: [String]) async throws {
     try await producer.flush()
     let wall = Date().timeIntervalSince(start)
     let cpu = cpuSeconds() - cpu0
+    let idempotent = producer.producerIdentity != nil
     await producer.close()
-    report(["bench": "produce", "client": "kafkawire", "messages": count, "seconds": wall, "msgs_per_s": Double(count) / wall,
+    report(["bench": "produce", "client": "kafkawire", "idempotent": idempotent, "messages": count, "seconds": wall, "msgs_per_s": Double(count) / wall,
             "MBps": Double(count * size) / wall / 1e6, "cpu_s_per_million": cpu / Double(count) * 1e6, "peak_rss_MiB": peakRSSMiB()])
 }
 

@@ -4,6 +4,13 @@
 //   kafkawire-interop produce -b HOST:PORT -t TOPIC [-z CODEC] [--acks 0|1|all] < records.jsonl
 //       input:  {"key": b64|null, "value": b64|null, "headers": [[name, b64|null]], "partition": n?, "timestamp": ms?}
 //       output: {"partition": n, "offset": n} per record, in input order
+//   kafkawire-interop produce-keyed -b HOST:PORT -t TOPIC [--keys 20] [--per-key 500] [--chunk 20]
+//       [--pause-ms 10] [--settings k=v,k=v] [--close-ms 30000]
+//       keyed records "k<key>" with value "k<key>:<seq>", seq counting per key, sent fire-and-forget
+//       (delivery reports) in rounds over the keys, pausing every CHUNK records (so that a test can
+//       cut the connection meanwhile); prints {"key", "seq", "partition", "offset"} or
+//       {"key", "seq", "error"} per record as its report arrives, then {"summary": true, "acked",
+//       "failed", "undelivered", "idempotent", "closeMs"}
 //   kafkawire-interop consume -b HOST:PORT -t TOPIC -c COUNT [-p PARTITION] [-o beginning|end|OFFSET]
 //       output: {"partition", "offset", "timestamp", "key", "value", "headers"} per record
 //   kafkawire-interop group -b HOST:PORT -t TOPIC[,TOPIC] -g GROUP [-a range,cooperative-sticky]
@@ -66,6 +73,7 @@ struct Interop {
             guard let topic = f["-t"] else { throw Failure("-t is required") }
             switch args[1] {
             case "produce": try await produce(bootstrap, topic, f)
+            case "produce-keyed": try await produceKeyed(bootstrap, topic, f)
             case "consume": try await consume(bootstrap, topic, f)
             case "group": try await group(bootstrap, topic, f)
             default: throw Failure("unknown command \(args[1])")
@@ -113,6 +121,62 @@ struct Interop {
             }
         }
         if failed > 0 { throw Failure("\(failed) records failed") }
+    }
+
+    static func produceKeyed(_ bootstrap: String, _ topic: String, _ f: [String: String]) async throws {
+        var config = ProducerConfig(bootstrapServers: bootstrap)
+        var settings: [String: String] = [:]
+        for part in (f["--settings"] ?? "").split(separator: ",") {
+            guard let (k, v) = KafkaSettings.parseAssignment(String(part)) else { throw Failure("bad setting \(part)") }
+            settings[k] = v
+        }
+        try config.apply(settings)
+        let keys = Int(f["--keys"] ?? "20") ?? 20
+        let perKey = Int(f["--per-key"] ?? "500") ?? 500
+        let chunk = max(1, Int(f["--chunk"] ?? "20") ?? 20)
+        let pauseMs = Int(f["--pause-ms"] ?? "10") ?? 10
+        let closeMs = Int(f["--close-ms"] ?? "30000") ?? 30000
+        let producer = KafkaProducer(config: config)
+        let total = keys * perKey
+        // Reports are read while sending: unread ones hold buffer space.
+        let reader = Task { () -> (acked: Int, failed: Int) in
+            var acked = 0, failed = 0, seen = 0
+            for await r in producer.deliveryReports {
+                let key = Int(r.reportId) % keys, seq = Int(r.reportId) / keys
+                switch r.result {
+                case let .success(m):
+                    acked += 1
+                    try? emit(["key": "k\(key)", "seq": seq, "partition": Int(m.partition), "offset": Int(m.offset)])
+                case let .failure(e):
+                    failed += 1
+                    try? emit(["key": "k\(key)", "seq": seq, "error": "\(e)"])
+                }
+                seen += 1
+                if seen == total { break }
+            }
+            return (acked, failed)
+        }
+        var notQueued = 0
+        for id in 0..<total {
+            let key = id % keys, seq = id / keys
+            do {
+                try await producer.enqueue(
+                    ProducerRecord(topic: topic, key: Array("k\(key)".utf8), value: Array("k\(key):\(seq)".utf8)), reportId: UInt64(id))
+            } catch {
+                notQueued += 1
+                try emit(["key": "k\(key)", "seq": seq, "error": "not queued: \(error)"])
+            }
+            if id % chunk == chunk - 1 && pauseMs > 0 { try? await Task.sleep(nanoseconds: UInt64(pauseMs) * 1_000_000) }
+        }
+        let idempotent = producer.producerIdentity != nil
+        let start = ContinuousClock.now
+        let undelivered = await producer.close(timeoutMs: closeMs)
+        let closeTook = ContinuousClock.now - start
+        let (acked, failed) = await reader.value
+        try emit([
+            "summary": true, "acked": acked, "failed": failed + notQueued, "undelivered": undelivered.count, "idempotent": idempotent,
+            "closeMs": Int(closeTook.components.seconds * 1000 + closeTook.components.attoseconds / 1_000_000_000_000_000),
+        ])
     }
 
     static func group(_ bootstrap: String, _ topics: String, _ f: [String: String]) async throws {

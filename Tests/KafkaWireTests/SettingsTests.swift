@@ -27,6 +27,12 @@ import Testing
         #expect(p.acks == .leader && p.lingerMs == 20 && p.batchSize == 1000 && p.compression == .zstd)
         #expect(p.deliveryTimeoutMs == 9000 && p.bufferMemory == 4096 && p.maxBlockMs == 0 && p.maxInFlightPerConnection == 2)
         #expect(p.client.clientId == "prod")
+        // acks=1 turns the default idempotence off (as the Java client does), without an error.
+        #expect(p.enableIdempotence == nil && !p.wantsIdempotence && p.settings["enable.idempotence"] == "false")
+        try p.apply([
+            "enable.idempotence": "false", "retries": "7", "retry.backoff.max.ms": "900", "queue.buffering.max.messages": "33",
+        ])
+        #expect(p.enableIdempotence == false && p.retries == 7 && p.retryBackoffMaxMs == 900 && p.maxBufferedRecords == 33)
         for (text, acks) in [("0", Acks.none), ("all", .all), ("-1", .all)] {
             try p.apply(["acks": text])
             #expect(p.acks == acks)
@@ -58,13 +64,16 @@ import Testing
         #expect(round.settings == g.settings)
     }
 
-    @Test func unknownNamesAndBadValuesAreRejectedAndLeaveTheConfigAsItWas() {
+    @Test func unknownNamesAndBadValuesAreRejectedAndLeaveTheConfigAsItWas() throws {
         var p = ProducerConfig(bootstrapServers: "a:1")
         let before = p.settings
         for bad in [
             ["no.such.setting": "1"], ["group.id": "g"], ["linger.ms": "soon"], ["linger.ms": "-1"], ["acks": "2"],
             ["compression.type": "brotli"], ["batch.size": "0"], ["bootstrap.servers": ""], ["bootstrap.servers": "h:99999"],
-            ["linger.ms": "20", "request.timeout.ms": "x"],
+            ["linger.ms": "20", "request.timeout.ms": "x"], ["enable.idempotence": "yes"], ["queue.buffering.max.messages": "0"],
+            // Idempotence asked for explicitly with settings it cannot work with.
+            ["enable.idempotence": "true", "max.in.flight.requests.per.connection": "6"],
+            ["enable.idempotence": "true", "acks": "1"], ["enable.idempotence": "true", "retries": "0"],
         ] {
             #expect(throws: KafkaError.self) { try p.apply(bad) }
             #expect(p.settings == before)
@@ -84,6 +93,14 @@ import Testing
         } catch {
             #expect(error.description.contains("no.such.setting"))
         }
+        do {
+            try p.apply(["enable.idempotence": "true", "max.in.flight.requests.per.connection": "6"])
+        } catch {
+            #expect(error.description.contains("max.in.flight.requests.per.connection <= 5"))
+        }
+        // By default, a setting idempotence cannot work with turns it off instead of failing.
+        try p.apply(["max.in.flight.requests.per.connection": "6"])
+        #expect(!p.wantsIdempotence)
     }
 
     @Test func fromTheEnvironment() throws {

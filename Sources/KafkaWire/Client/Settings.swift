@@ -180,7 +180,8 @@ extension ProducerConfig: LayeredSettings {
     /// The producer's own settings.
     public static let producerSettingNames: Set<String> = [
         "acks", "linger.ms", "batch.size", "compression.type", "delivery.timeout.ms", "buffer.memory",
-        "max.block.ms", "max.in.flight.requests.per.connection",
+        "max.block.ms", "max.in.flight.requests.per.connection", "enable.idempotence", "retries",
+        "retry.backoff.max.ms", "queue.buffering.max.messages",
     ]
     /// Every setting a producer understands (its own and the client's).
     public static var settingNames: Set<String> { producerSettingNames.union(ClientConfig.settingNames) }
@@ -191,14 +192,22 @@ extension ProducerConfig: LayeredSettings {
         try apply(settings.filter { !ClientConfig.settingNames.contains($0.key) })
     }
 
-    /// Sets each named setting (client settings go to `client`); an unknown name or a bad value
-    /// throws and leaves the config as it was.
+    /// Sets each named setting (client settings go to `client`); an unknown name, a bad value or
+    /// settings that contradict each other (`ProducerConfig.validate`) throw and leave the config
+    /// as it was.
     public mutating func apply(_ settings: [String: String]) throws(KafkaError) {
-        try applySplitting(settings)
+        var copy = self
+        try copy.applySplitting(settings)
+        try copy.validate()
+        self = copy
     }
 
     mutating func setOwn(_ name: String, _ value: String) throws(KafkaError) {
         switch name {
+        case "enable.idempotence": enableIdempotence = try KafkaSettings.bool(name, value)
+        case "retries": retries = try KafkaSettings.int(name, value)
+        case "retry.backoff.max.ms": retryBackoffMaxMs = try KafkaSettings.int(name, value)
+        case "queue.buffering.max.messages": maxBufferedRecords = try KafkaSettings.int(name, value, min: 1)
         case "acks":
             guard let a = Acks(setting: value) else { throw KafkaSettings.fail(name, value, "0, 1 or all") }
             acks = a
@@ -228,6 +237,10 @@ extension ProducerConfig: LayeredSettings {
             "buffer.memory": String(bufferMemory),
             "max.block.ms": String(maxBlockMs),
             "max.in.flight.requests.per.connection": String(maxInFlightPerConnection),
+            "enable.idempotence": String(wantsIdempotence),
+            "retries": String(retries),
+            "retry.backoff.max.ms": String(retryBackoffMaxMs),
+            "queue.buffering.max.messages": String(maxBufferedRecords),
         ]) { a, _ in a }
     }
 }
