@@ -53,7 +53,13 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "KafkaWire",
-            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log"),
+                           // SCRAM's HMAC and hashes; TLS through BoringSSL driven over our own sockets.
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOTLS", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
@@ -76,7 +82,13 @@ let package = Package(
         .testTarget(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
-        .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
+        .testTarget(
+            name: "KafkaWireTests",
+            dependencies: ["KafkaWire", "KafkaFakeBroker",
+                           // The TLS engine's tests run it against NIOSSL's server handler.
+                           .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )
