@@ -56,7 +56,13 @@ let package = Package(
             name: "KafkaWire",
             dependencies: ["KafkaProtocol", "KafkaRecords", "CKafkaSupport", .product(name: "Logging", package: "swift-log"),
                            .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           // SCRAM's HMAC and hashes; TLS through BoringSSL driven over our own sockets.
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOTLS", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: strict),
 
         // HRMS: the event contract shared by the services' outboxes and the two consumers.
@@ -85,7 +91,10 @@ let package = Package(
         .testTarget(
             name: "KafkaWireTests",
             dependencies: ["KafkaWire", "KafkaFakeBroker", .product(name: "MetricsTestKit", package: "swift-metrics"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           // The TLS engine's tests run it against NIOSSL's server handler.
+                           .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl")],
             swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]

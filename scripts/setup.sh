@@ -3,7 +3,8 @@
 # machine only checks and finishes in a second or two.
 #
 #   1. Debian packages: codec headers for the Swift build (liblz4-dev zlib1g-dev libsnappy-dev
-#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql).
+#      libzstd-dev, pkg-config), the peers' tools (kcat, lz4, zstd), PostgreSQL (server and psql),
+#      openssl (the TLS tests' throwaway CA).
 #      apt is skipped entirely when all of them are installed already; otherwise `apt-get update`
 #      runs first.
 #   2. .venv/ (project-local): the pinned Python packages of requirements-test.txt (aiokafka,
@@ -37,7 +38,8 @@ mkdir -p "$BIN" "$LIB"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
-APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd)
+# openssl: the TLS tests make their throwaway CA and certificates with it.
+APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd openssl)
 # tests_manifests/test_postgres_init.py runs the services' database init script on a throwaway server.
 APT_PACKAGES+=(postgresql)
 

@@ -18,6 +18,18 @@ public struct ClientConfig: Sendable {
     public var retryBackoffMs: Int = 100
     /// Largest response frame accepted; a bigger size prefix is treated as corruption.
     public var maxResponseBytes: Int = 256 << 20
+    /// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    public var securityProtocol: SecurityProtocol = .plaintext
+    /// `sasl.mechanism`, `sasl.username`, `sasl.password`: used with SASL_PLAINTEXT and SASL_SSL.
+    public var sasl = SASLSettings()
+    /// `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, `ssl.key.password`,
+    /// `ssl.endpoint.identification.algorithm`: used with SSL and SASL_SSL.
+    public var tls = TLSSettings()
+
+    /// What each connection to a broker does to secure itself.
+    public var security: ConnectionSecurity {
+        ConnectionSecurity(securityProtocol: securityProtocol, sasl: sasl, tls: tls)
+    }
 
     public init(bootstrapServers: [BrokerAddress], clientId: String = "kafkawire") {
         self.bootstrapServers = bootstrapServers

@@ -129,7 +129,7 @@ public actor KafkaCluster {
             try await BrokerConnection.open(
                 address: address, nodeId: nodeId, clientId: config.clientId,
                 connectTimeoutMs: config.connectTimeoutMs, requestTimeoutMs: config.requestTimeoutMs,
-                maxResponseBytes: config.maxResponseBytes, logger: logger)
+                maxResponseBytes: config.maxResponseBytes, security: config.security, logger: logger)
         }
         connecting[nodeId] = task
         defer { connecting[nodeId] = nil }

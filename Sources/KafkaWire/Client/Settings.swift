@@ -83,6 +83,9 @@ extension ClientConfig {
     public static let settingNames: Set<String> = [
         "bootstrap.servers", "client.id", "request.timeout.ms", "socket.connection.setup.timeout.ms",
         "metadata.max.age.ms", "retry.backoff.ms", "reconnect.backoff.ms", "reconnect.backoff.max.ms",
+        "security.protocol", "sasl.mechanism", "sasl.mechanisms", "sasl.username", "sasl.password",
+        "ssl.ca.location", "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
+        "ssl.endpoint.identification.algorithm",
     ]
 
     /// A config from settings; `bootstrap.servers` is required.
@@ -120,11 +123,41 @@ extension ClientConfig {
         case "retry.backoff.ms": retryBackoffMs = try KafkaSettings.int(name, value)
         case "reconnect.backoff.ms": reconnectBackoffMs = try KafkaSettings.int(name, value)
         case "reconnect.backoff.max.ms": reconnectBackoffMaxMs = try KafkaSettings.int(name, value)
+        case "security.protocol":
+            guard let p = SecurityProtocol(rawValue: value.trimmingWhitespace().uppercased()) else {
+                throw KafkaSettings.fail(name, value, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+            }
+            securityProtocol = p
+        // librdkafka's spelling, plural, takes one mechanism too.
+        case "sasl.mechanism", "sasl.mechanisms":
+            guard let m = SASLMechanism(rawValue: value.trimmingWhitespace().uppercased()) else {
+                throw KafkaSettings.fail(name, value, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+            }
+            sasl.mechanism = m
+        case "sasl.username": sasl.username = value
+        case "sasl.password": sasl.password = value
+        case "ssl.ca.location": tls.caLocation = Self.path(value)
+        case "ssl.certificate.location": tls.certificateLocation = Self.path(value)
+        case "ssl.key.location": tls.keyLocation = Self.path(value)
+        case "ssl.key.password": tls.keyPassword = value.isEmpty ? nil : value
+        case "ssl.endpoint.identification.algorithm":
+            // Kafka's values; an empty one turns the check off, as in the Java client.
+            switch value.trimmingWhitespace().lowercased() {
+            case "https": tls.verifyHostname = true
+            case "none", "": tls.verifyHostname = false
+            default: throw KafkaSettings.fail(name, value, "https or none")
+            }
         default: throw KafkaSettings.unknown(name, in: "a client")
         }
     }
 
-    /// The current value of every setting, by name.
+    /// A file setting: empty means unset.
+    private static func path(_ value: String) -> String? {
+        let v = value.trimmingWhitespace()
+        return v.isEmpty ? nil : v
+    }
+
+    /// The current value of every setting, by name (`sasl.password` included: do not log it).
     public var settings: [String: String] {
         [
             "bootstrap.servers": bootstrapServers.map(\.description).joined(separator: ","),
@@ -135,6 +168,16 @@ extension ClientConfig {
             "retry.backoff.ms": String(retryBackoffMs),
             "reconnect.backoff.ms": String(reconnectBackoffMs),
             "reconnect.backoff.max.ms": String(reconnectBackoffMaxMs),
+            "security.protocol": securityProtocol.rawValue,
+            "sasl.mechanism": sasl.mechanism.rawValue,
+            "sasl.mechanisms": sasl.mechanism.rawValue,
+            "sasl.username": sasl.username,
+            "sasl.password": sasl.password,
+            "ssl.ca.location": tls.caLocation ?? "",
+            "ssl.certificate.location": tls.certificateLocation ?? "",
+            "ssl.key.location": tls.keyLocation ?? "",
+            "ssl.key.password": tls.keyPassword ?? "",
+            "ssl.endpoint.identification.algorithm": tls.verifyHostname ? "https" : "none",
         ]
     }
 }

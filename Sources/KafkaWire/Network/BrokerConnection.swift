@@ -71,14 +71,24 @@ public final class BrokerConnection: Sendable {
     public static let softwareName = "kafkawire"
     public static let softwareVersion = "0.1.0"
 
-    /// Connects and negotiates API versions.
+    /// Connects (with TLS if `security` says so), negotiates API versions, then authenticates
+    /// (with SASL if `security` says so).
     public static func open(
         address: BrokerAddress, nodeId: Int32, clientId: String, connectTimeoutMs: Int,
-        requestTimeoutMs: Int, maxResponseBytes: Int = 256 << 20, logger: Logger
+        requestTimeoutMs: Int, maxResponseBytes: Int = 256 << 20, security: ConnectionSecurity = .plaintext,
+        logger: Logger
     ) async throws(KafkaError) -> BrokerConnection {
+        var tls: TLSClientSetup?
+        if security.securityProtocol != .plaintext {
+            try security.validate()
+            if security.securityProtocol.usesTLS {
+                tls = TLSClientSetup(context: try TLSContexts.context(for: security.tls))
+            }
+        }
         let connection: Connection
         do {
-            connection = try await Connection.connect(to: address, timeoutMs: connectTimeoutMs, maxFrameBytes: maxResponseBytes)
+            connection = try await Connection.connect(
+                to: address, timeoutMs: connectTimeoutMs, maxFrameBytes: maxResponseBytes, tls: tls)
         } catch let e as NetworkError {
             throw .network(e)
         } catch {
@@ -91,9 +101,19 @@ public final class BrokerConnection: Sendable {
             clientId: clientId, requestTimeoutMs: requestTimeoutMs, logger: logger)
         do {
             let table = try await bootstrap.negotiateVersions()
-            return BrokerConnection(
+            let negotiated = BrokerConnection(
                 address: address, nodeId: nodeId, connection: connection, versions: table,
                 clientId: clientId, requestTimeoutMs: requestTimeoutMs, logger: logger)
+            if security.securityProtocol.usesSASL {
+                let lifetimeMs = try await negotiated.authenticate(security.sasl)
+                // KIP-368: a broker with connections.max.reauth.ms closes the connection once the
+                // session expires; the cluster then reconnects, authenticating afresh.
+                logger.debug("authenticated", metadata: [
+                    "broker": "\(address)", "mechanism": "\(security.sasl.mechanism.rawValue)",
+                    "session_lifetime_ms": "\(lifetimeMs)",
+                ])
+            }
+            return negotiated
         } catch {
             await connection.close()
             throw error

@@ -18,6 +18,9 @@ public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The peer sent something that is not a Kafka frame (bad size prefix, wrong correlation id...).
     case protocolViolation(BrokerAddress, String)
     case closed(BrokerAddress)
+    /// TLS could not be set up: the broker's certificate does not verify (chain or name), the peer
+    /// does not speak TLS, or the two sides share no protocol version or cipher.
+    case tlsHandshakeFailed(BrokerAddress, String)
 
     public var description: String {
         switch self {
@@ -30,13 +33,15 @@ public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(ApiKey(rawValue: key)?.name ?? "api \(key)") request to \(a) timed out after \(ms) ms"
         case let .protocolViolation(a, why): "protocol violation from \(a): \(why)"
         case let .closed(a): "connection to \(a) is closed"
+        case let .tlsHandshakeFailed(a, why): "TLS handshake with \(a) failed: \(why)"
         }
     }
 
     /// Whether trying again on a new connection may succeed.
     public var isRetriable: Bool {
         switch self {
-        case .resolveFailed, .socketFailed: false
+        // A certificate or protocol mismatch stays one until the configuration changes.
+        case .resolveFailed, .socketFailed, .tlsHandshakeFailed: false
         default: true
         }
     }
@@ -56,6 +61,10 @@ public enum NetworkError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// A dedicated I/O thread polls the socket (and a wake-up pipe) and completes continuations; callers
 /// write directly when nothing is queued, so an idle connection costs no thread hop to send.
+///
+/// With TLS the I/O thread also owns the TLS engine (see `TLSEngine`): it runs the handshake before
+/// `connect` returns, encrypts what callers queue (they queue plaintext and wake it, rather than
+/// write) and decrypts what it reads. Without TLS none of that code runs.
 public final class Connection: Sendable {
     public let address: BrokerAddress
     let maxFrameBytes: Int
@@ -83,19 +92,30 @@ public final class Connection: Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let state: Mutex<State>
+    /// Callers queue plaintext for the I/O thread to encrypt instead of writing to the socket.
+    private let usesTLS: Bool
 
-    private init(address: BrokerAddress, socket: Socket, wakeRead: Int32, wakeWrite: Int32, maxFrameBytes: Int) {
+    private init(address: BrokerAddress, socket: Socket, wakeRead: Int32, wakeWrite: Int32, maxFrameBytes: Int, usesTLS: Bool) {
         self.address = address
         self.socket = socket
         self.wakeRead = wakeRead
         self.wakeWrite = wakeWrite
         self.maxFrameBytes = maxFrameBytes
+        self.usesTLS = usesTLS
         state = Mutex(State())
     }
 
     /// Connects (name resolution and the TCP handshake run on a fresh thread, not on the caller's).
     public static func connect(
         to address: BrokerAddress, timeoutMs: Int, maxFrameBytes: Int = 256 << 20
+    ) async throws -> Connection {
+        try await connect(to: address, timeoutMs: timeoutMs, maxFrameBytes: maxFrameBytes, tls: nil)
+    }
+
+    /// Connects, then with `tls` runs the TLS handshake (within the same `timeoutMs`, counted
+    /// anew) before returning.
+    static func connect(
+        to address: BrokerAddress, timeoutMs: Int, maxFrameBytes: Int, tls: TLSClientSetup?
     ) async throws -> Connection {
         let socket = try await runOnThread { () throws(NetworkError) -> Socket in
             try Socket.connect(to: address, timeoutMs: timeoutMs)
@@ -107,10 +127,29 @@ public final class Connection: Sendable {
         }
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
         let connection = Connection(
-            address: address, socket: socket, wakeRead: fds[0], wakeWrite: fds[1], maxFrameBytes: maxFrameBytes)
+            address: address, socket: socket, wakeRead: fds[0], wakeWrite: fds[1], maxFrameBytes: maxFrameBytes,
+            usesTLS: tls != nil)
         // Named after the broker port so that tools (and tests) can tell whose thread it is.
-        startThread(name: "kw-io:\(address.port)") { connection.ioLoop() }
+        let name = "kw-io:\(address.port)"
+        guard let tls else {
+            startThread(name: name) { connection.ioLoop(tls: nil) }
+            return connection
+        }
+        let deadline = monotonicNanos() + UInt64(max(timeoutMs, 0)) * 1_000_000
+        // On failure the I/O thread has closed everything by the time this throws.
+        try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
+            let start = TLSStart(setup: tls, deadline: deadline, timeoutMs: timeoutMs, ready: ready)
+            startThread(name: name) { connection.ioLoop(tls: start) }
+        }
         return connection
+    }
+
+    /// The TLS session a new connection's I/O thread sets up, and whom it tells when it is ready.
+    private struct TLSStart: Sendable {
+        let setup: TLSClientSetup
+        let deadline: UInt64
+        let timeoutMs: Int
+        let ready: CheckedContinuation<Void, any Error>
     }
 
     public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
@@ -172,6 +211,13 @@ public final class Connection: Sendable {
         let error: NetworkError? = state.withLock { s in
             if let reason = s.closedReason { return reason }
             if let pending { s.inFlight.append(pending) }
+            if usesTLS {
+                // The I/O thread drains the whole queue each time it wakes: one wake-up per batch.
+                let wasEmpty = s.outbound.isEmpty
+                s.outbound.append(contentsOf: frame)
+                if wasEmpty || (pending != nil && s.inFlight.count - s.inFlightHead == 1) { wakeLocked(s) }
+                return nil
+            }
             if s.outbound.count == s.outboundStart {
                 let written = frame.withUnsafeBytes { write(socket.fd, $0.baseAddress, $0.count) }
                 if written == frame.count {
@@ -231,21 +277,56 @@ public final class Connection: Sendable {
 
     // MARK: I/O thread
 
-    private func ioLoop() {
+    private func ioLoop(tls start: TLSStart?) {
         var inbound: [UInt8] = []
         inbound.reserveCapacity(1 << 16)
         let chunk = 1 << 18
         var scratch = [UInt8](repeating: 0, count: chunk)
         var drain = [UInt8](repeating: 0, count: 64)
 
+        // TLS only: the engine, ciphertext not yet written, the plaintext queue taken from callers,
+        // and the waiter of `connect` until the handshake ends one way or the other.
+        var tls: TLSEngine?
+        var cipher: [UInt8] = []
+        var cipherStart = 0
+        var plaintext: [UInt8] = []
+        var ready = start?.ready
+        if let start {
+            if let peer = socket.peerAddress() {
+                do throws(NetworkError) {
+                    tls = try TLSEngine(setup: start.setup, address: address, peer: peer)
+                } catch {
+                    shutdown(reason: error)
+                }
+            } else {
+                shutdown(reason: .connectionLost(address, "no peer address: \(Socket.errnoDescription())"))
+            }
+        }
+
         loop: while true {
-            let (closed, wantWrite, nextDeadline) = state.withLock { s in
+            let (closed, queued, nextDeadline) = state.withLock { s in
                 (s.closedReason != nil, s.outbound.count > s.outboundStart,
                  s.inFlight[s.inFlightHead...].lazy.map(\.deadline).min())
             }
             if closed { break }
+            var wantWrite = queued
+            var deadline = nextDeadline
+            if let tls {
+                if queued && tls.handshakeCompleted {
+                    state.withLock { s in
+                        swap(&plaintext, &s.outbound)
+                        s.outboundStart = 0
+                    }
+                    do throws(NetworkError) { try tls.send(plaintext) } catch { shutdown(reason: error); break }
+                    plaintext.removeAll(keepingCapacity: plaintext.capacity <= 1 << 20)
+                }
+                tls.takeCiphertext(into: &cipher)
+                if let error = writeSome(&cipher, from: &cipherStart) { shutdown(reason: error); break }
+                wantWrite = cipher.count > cipherStart
+                if let start, ready != nil { deadline = min(deadline ?? start.deadline, start.deadline) }
+            }
             var timeout: Int32 = -1
-            if let d = nextDeadline {
+            if let d = deadline {
                 let now = monotonicNanos()
                 timeout = d <= now ? 0 : Int32(clamping: (d - now) / 1_000_000 + 1)
             }
@@ -261,18 +342,33 @@ public final class Connection: Sendable {
             }
             if fds[1].revents != 0 { while read(wakeRead, &drain, drain.count) > 0 {} }
 
-            if fds[0].revents & Int16(POLLOUT) != 0 {
+            if fds[0].revents & Int16(POLLOUT) != 0 && tls == nil {
                 if let error = flushOutbound() { shutdown(reason: error); break }
             }
             if fds[0].revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
                 // Read everything available now, then hand out complete frames.
+                var tlsFailure: NetworkError?
                 while true {
                     let got = scratch.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, chunk, 0) }
                     if got > 0 {
-                        inbound.append(contentsOf: scratch[0..<got])
+                        if let tls {
+                            scratch.withUnsafeBytes { tls.receive(UnsafeRawBufferPointer(rebasing: $0[0..<got]), into: &inbound) }
+                            if tls.handshakeCompleted, let r = ready {
+                                ready = nil
+                                r.resume()
+                            }
+                            // Answers decrypted before a failure or close_notify still go out below.
+                            if let failure = tls.failure {
+                                tlsFailure = failure
+                                break
+                            }
+                        } else {
+                            inbound.append(contentsOf: scratch[0..<got])
+                        }
                         if got < chunk { break }
                     } else if got == 0 {
-                        shutdown(reason: .connectionLost(address, "closed by peer"))
+                        let why = tls != nil && ready != nil ? "closed by peer during the TLS handshake" : "closed by peer"
+                        shutdown(reason: .connectionLost(address, why))
                         break loop
                     } else {
                         if errno == EINTR { continue }
@@ -282,11 +378,26 @@ public final class Connection: Sendable {
                     }
                 }
                 if let error = dispatchFrames(&inbound) { shutdown(reason: error); break }
+                if let tlsFailure { shutdown(reason: tlsFailure); break }
             }
             if let expired = expiredRequest() {
                 shutdown(reason: .requestTimedOut(address, apiKey: expired.apiKey, timeoutMs: expired.timeoutMs))
                 break
             }
+            if let start, ready != nil, monotonicNanos() >= start.deadline {
+                shutdown(reason: .connectTimedOut(address, timeoutMs: start.timeoutMs))
+                break
+            }
+        }
+        if let tls {
+            // A polite close_notify if the socket takes it now; the engine dies on this thread.
+            tls.close()
+            tls.takeCiphertext(into: &cipher)
+            _ = writeSome(&cipher, from: &cipherStart)
+            tls.finish()
+        }
+        if let ready {
+            ready.resume(throwing: state.withLock { $0.closedReason } ?? NetworkError.closed(address))
         }
         let done = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             socket.close()
@@ -300,22 +411,24 @@ public final class Connection: Sendable {
     }
 
     private func flushOutbound() -> NetworkError? {
-        state.withLock { s in
-            while s.outbound.count > s.outboundStart {
-                let written = s.outbound.withUnsafeBytes {
-                    write(socket.fd, $0.baseAddress! + s.outboundStart, $0.count - s.outboundStart)
-                }
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
-                    return .connectionLost(address, Socket.errnoDescription())
-                }
-                s.outboundStart += written
+        state.withLock { s in writeSome(&s.outbound, from: &s.outboundStart) }
+    }
+
+    /// Writes `buffer[start...]` until done or the socket is full; empties the buffer once all of
+    /// it is written.
+    private func writeSome(_ buffer: inout [UInt8], from start: inout Int) -> NetworkError? {
+        while buffer.count > start {
+            let written = buffer.withUnsafeBytes { write(socket.fd, $0.baseAddress! + start, $0.count - start) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+                return .connectionLost(address, Socket.errnoDescription())
             }
-            s.outbound.removeAll(keepingCapacity: s.outbound.capacity <= 1 << 20)
-            s.outboundStart = 0
-            return nil
+            start += written
         }
+        buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+        start = 0
+        return nil
     }
 
     /// Splits complete frames off `inbound` and completes their waiters in order.

@@ -16,11 +16,15 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `host:port`, `[v6]:port` or a bare host (port 9092).
+    /// Parses `host:port`, `[v6]:port` or a bare host (port 9092), after an optional listener
+    /// scheme as Kafka writes them (`SASL_SSL://host:port`).
     public init?(_ text: String) {
         var text = Substring(text.trimmingWhitespace())
-        for scheme in ["tcp://", "PLAINTEXT://", "plaintext://"] where text.hasPrefix(scheme) {
-            text = text.dropFirst(scheme.count)
+        for scheme in ["tcp://", "PLAINTEXT://", "SSL://", "SASL_PLAINTEXT://", "SASL_SSL://"] {
+            if text.count > scheme.count, text.prefix(scheme.count).uppercased() == scheme.uppercased() {
+                text = text.dropFirst(scheme.count)
+                break
+            }
         }
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
