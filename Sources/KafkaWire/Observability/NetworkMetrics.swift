@@ -57,6 +57,7 @@ extension NetworkError {
         case .requestTimedOut: "request_timed_out"
         case .protocolViolation: "protocol_violation"
         case .closed: "closed"
+        case .tlsHandshakeFailed: "tls_handshake_failed"
         }
     }
 }
