@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "KafkaWire", targets: ["KafkaWire"]),
         .library(name: "HRMSEvents", targets: ["HRMSEvents"]),
+        .library(name: "HRMSMail", targets: ["HRMSMail"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
@@ -59,6 +60,12 @@ let package = Package(
 
         // HRMS: the event contract shared by the services' outboxes and the two consumers.
         .target(name: "HRMSEvents", swiftSettings: strict),
+        // HRMS: email over SMTP (RFC 5321/5322, MIME) and the notification templates.
+        .target(
+            name: "HRMSMail",
+            dependencies: ["HRMSEvents", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
@@ -81,6 +88,11 @@ let package = Package(
             name: "KafkaProtocolTests", dependencies: ["KafkaProtocol", "KafkaWireGeneratorCore"], swiftSettings: strict),
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
         .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
+        // Talks to a real SMTP server (aiosmtpd, started from .venv by the tests).
+        .testTarget(name: "HRMSMailTests",
+                    dependencies: ["HRMSMail", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOPosix", package: "swift-nio")], exclude: ["smtp_test_server.py"],
+                    swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )
