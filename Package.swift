@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "KafkaWire", targets: ["KafkaWire"]),
         .library(name: "HRMSEvents", targets: ["HRMSEvents"]),
         .library(name: "HRMSMail", targets: ["HRMSMail"]),
+        .executable(name: "leave-service", targets: ["leave-service"]),
+        .executable(name: "attendance-service", targets: ["attendance-service"]),
+        .executable(name: "notification-service", targets: ["notification-service"]),
+        .executable(name: "audit-service", targets: ["audit-service"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
@@ -65,7 +69,20 @@ let package = Package(
             name: "HRMSMail",
             dependencies: ["HRMSEvents", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio")],
+            exclude: ["README.md"],
             swiftSettings: strict),
+
+        // HRMS services of this branch: Leave, Attendance, Notification, Audit (library + thin executable each).
+        // The synchronous employee check Leave and Attendance share.
+        .target(name: "HRMSEmployeeLookup", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .target(name: "LeaveService", dependencies: ["HRMSServiceKit", "HRMSEmployeeLookup"], swiftSettings: strict),
+        .executableTarget(name: "leave-service", dependencies: ["LeaveService"], swiftSettings: strict),
+        .target(name: "AttendanceService", dependencies: ["HRMSServiceKit", "HRMSEmployeeLookup"], swiftSettings: strict),
+        .executableTarget(name: "attendance-service", dependencies: ["AttendanceService"], swiftSettings: strict),
+        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSMail"], swiftSettings: strict),
+        .executableTarget(name: "notification-service", dependencies: ["NotificationService"], swiftSettings: strict),
+        .target(name: "AuditService", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .executableTarget(name: "audit-service", dependencies: ["AuditService"], swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),

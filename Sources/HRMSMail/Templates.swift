@@ -20,6 +20,12 @@ public struct RenderedMail: Sendable, Equatable {
     public var subject: String
     public var text: String
     public var html: String
+
+    public init(subject: String, text: String, html: String) {
+        self.subject = subject
+        self.text = text
+        self.html = html
+    }
 }
 
 /// A template: subject and body with `{{key}}` (required) and `{{key?}}` (optional, empty when absent)
