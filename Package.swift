@@ -110,15 +110,15 @@ let package = Package(
             swiftSettings: strict),
 
         // HRMS services of this branch: Leave, Attendance, Notification, Audit (library + thin executable each).
-        // The synchronous employee check Leave and Attendance share.
-        .target(name: "HRMSEmployeeLookup", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
-        .target(name: "LeaveService", dependencies: ["HRMSServiceKit", "HRMSEmployeeLookup"], swiftSettings: strict),
+        // What these four services share: the synchronous employee check, records that write their nulls.
+        .target(name: "HRMSServiceSupport", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .target(name: "LeaveService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "leave-service", dependencies: ["LeaveService"], swiftSettings: strict),
-        .target(name: "AttendanceService", dependencies: ["HRMSServiceKit", "HRMSEmployeeLookup"], swiftSettings: strict),
+        .target(name: "AttendanceService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "attendance-service", dependencies: ["AttendanceService"], swiftSettings: strict),
-        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSMail"], swiftSettings: strict),
+        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport", "HRMSMail"], swiftSettings: strict),
         .executableTarget(name: "notification-service", dependencies: ["NotificationService"], swiftSettings: strict),
-        .target(name: "AuditService", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .target(name: "AuditService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "audit-service", dependencies: ["AuditService"], swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.

@@ -1,10 +1,10 @@
 import Foundation
-import HRMSEmployeeLookup
+import HRMSServiceSupport
 import HRMSServiceKit
 
 public enum AttendanceStatus: String, APIEnum { case present, absent, late, halfDay = "half_day", onLeave = "on_leave" }
 
-public struct AttendanceRecord: Codable, Sendable, Equatable {
+public struct AttendanceRecord: Codable, Sendable, Equatable, NullEncodingRecord {
     public var id: String
     public var employee_id: String
     public var date: String

@@ -1,8 +1,9 @@
 import Foundation
 import HRMSServiceKit
+import HRMSServiceSupport
 
 /// One audit entry as served. `old_value`, `new_value` and `changes` are any JSON.
-public struct AuditEntry: Codable, Sendable, Equatable {
+public struct AuditEntry: Codable, Sendable, Equatable, NullEncodingRecord {
     public var id: String
     public var event_id: String
     public var user_id: String?

@@ -1,11 +1,11 @@
 import Foundation
-import HRMSEmployeeLookup
+import HRMSServiceSupport
 import HRMSServiceKit
 
 public enum LeaveType: String, APIEnum { case sick, casual, annual, unpaid, maternity, paternity }
 public enum LeaveStatus: String, APIEnum { case pending, approved, rejected, cancelled }
 
-public struct Leave: Codable, Sendable, Equatable {
+public struct Leave: Codable, Sendable, Equatable, NullEncodingRecord {
     public var id: String
     public var employee_id: String
     public var leave_type: LeaveType

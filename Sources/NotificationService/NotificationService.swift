@@ -1,10 +1,11 @@
 import Foundation
 import HRMSMail
 import HRMSServiceKit
+import HRMSServiceSupport
 
 public enum NotificationStatus: String, APIEnum { case pending, sent, failed }
 
-public struct NotificationRecord: Codable, Sendable, Equatable {
+public struct NotificationRecord: Codable, Sendable, Equatable, NullEncodingRecord {
     public var id: String
     public var event_id: String
     public var employee_id: String?
