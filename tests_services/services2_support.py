@@ -1,8 +1,10 @@
 """Fixtures for the Leave, Attendance, Notification and Audit tests: the whole stack (all seven services)
 plus a real SMTP server (aiosmtpd, Tests/HRMSMailTests/smtp_test_server.py) that Notification delivers to.
 
-The SMTP port is HRMS_TEST_SMTP_PORT (default 28025). Test files import the fixtures they use:
-    from services2_support import full, smtp, poll, employee_of   # noqa: F401
+The SMTP port is HRMS_TEST_SMTP_PORT (default 28025). Test files register this module as a plugin (once
+for the session, so the session fixtures exist once) and import the helpers:
+    pytest_plugins = ["services2_support"]
+    from services2_support import poll, employee_of
 """
 import json
 import os

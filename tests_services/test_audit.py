@@ -4,7 +4,10 @@ import uuid
 
 import pytest
 
-from services2_support import employee_of, full, smtp  # noqa: F401
+from services2_support import employee_of
+
+# The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
+pytest_plugins = ["services2_support"]
 
 
 def entry(client, token, **over):

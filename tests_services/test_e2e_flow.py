@@ -3,7 +3,10 @@ creation to approval, an attendance check-in and check-out, and the events each 
 import datetime
 import uuid
 
-from services2_support import employee_of, full, poll, smtp  # noqa: F401
+from services2_support import employee_of, poll
+
+# The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
+pytest_plugins = ["services2_support"]
 
 
 def test_signup_login_leave_approval_attendance(client, full, smtp):

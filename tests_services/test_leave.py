@@ -3,7 +3,10 @@ import uuid
 
 import pytest
 
-from services2_support import employee_of, full, smtp  # noqa: F401
+from services2_support import employee_of
+
+# The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
+pytest_plugins = ["services2_support"]
 
 
 def create(client, token, employee_id, start="2027-01-10", end="2027-01-12", leave_type="sick"):

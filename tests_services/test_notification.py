@@ -3,7 +3,10 @@ import uuid
 
 import pytest
 
-from services2_support import employee_of, full, poll, smtp  # noqa: F401
+from services2_support import employee_of, poll
+
+# The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
+pytest_plugins = ["services2_support"]
 
 DATA = {"name": "Ana", "email": "ana@example.org", "reason": "policy"}
 

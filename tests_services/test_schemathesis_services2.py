@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from services2_support import OURS, full, smtp  # noqa: F401
+from services2_support import OURS
+
+# The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
+pytest_plugins = ["services2_support"]
 from test_schemathesis import CHECKS, EXAMPLES
 
 
