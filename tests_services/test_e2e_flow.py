@@ -3,6 +3,9 @@ creation to approval, an attendance check-in and check-out, and the events each 
 import datetime
 import uuid
 
+import pytest
+
+pytest.register_assert_rewrite("services2_support")  # before the import, so its asserts explain failures
 from services2_support import employee_of, poll
 
 # The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.

@@ -3,6 +3,7 @@ import uuid
 
 import pytest
 
+pytest.register_assert_rewrite("services2_support")  # before the import, so its asserts explain failures
 from services2_support import employee_of
 
 # The stack-wide fixtures (full, smtp) come from the plugin, registered once for the session.
