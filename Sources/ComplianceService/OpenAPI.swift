@@ -6,7 +6,7 @@ extension ComplianceService {
         let category = OAS.object([
             "id": OAS.string(format: "uuid"), "name": OAS.string(), "description": OAS.string(nullable: true),
             "sensitivity": OAS.string(enum: Sensitivity.names), "created_at": ts, "updated_at": ts,
-        ], required: ["id", "name", "description", "sensitivity", "created_at", "updated_at"])
+        ], required: ["id", "name", "sensitivity", "created_at", "updated_at"])
         let categoryInput = OAS.object(["name": OAS.string(nullable: true, maxLength: 100), "description": OAS.string(nullable: true, maxLength: 1000),
                                         "sensitivity": OAS.string(nullable: true, enum: Sensitivity.names)])
         let item = OAS.object([
@@ -26,7 +26,7 @@ extension ComplianceService {
         let grant = OAS.object([
             "id": OAS.string(format: "uuid"), "employee_id": OAS.string(), "data_category_id": OAS.string(format: "uuid"), "reason": OAS.string(),
             "granted_by": OAS.string(), "expires_at": ts, "revoked_at": OAS.string(format: "date-time", nullable: true), "created_at": ts, "active": OAS.boolean(),
-        ], required: ["id", "employee_id", "data_category_id", "reason", "granted_by", "expires_at", "revoked_at", "created_at", "active"])
+        ], required: ["id", "employee_id", "data_category_id", "reason", "granted_by", "expires_at", "created_at", "active"])
         let grantInput = OAS.object(["employee_id": OAS.string(maxLength: 64), "data_category_id": OAS.string(format: "uuid"),
                                      "reason": OAS.string(maxLength: 500), "expires_at": ts],
                                     required: ["employee_id", "data_category_id", "reason", "expires_at"])

@@ -10,7 +10,7 @@ extension EmployeeService {
             "first_name": OAS.string(), "last_name": OAS.string(), "department": OAS.string(nullable: true),
             "position": OAS.string(nullable: true), "hire_date": OAS.string(format: "date", nullable: true), "status": status,
             "created_at": OAS.string(format: "date-time"), "updated_at": OAS.string(format: "date-time"),
-        ], required: ["id", "user_id", "email", "first_name", "last_name", "department", "position", "hire_date", "status", "created_at", "updated_at"])
+        ], required: ["id", "email", "first_name", "last_name", "status", "created_at", "updated_at"])
         let create = OAS.object([
             "user_id": OAS.string(nullable: true, maxLength: 64), "email": OAS.string(format: "email"), "first_name": text, "last_name": text,
             "department": nullableText, "position": nullableText, "hire_date": OAS.string(format: "date", nullable: true),

@@ -7,7 +7,7 @@ extension UserManagementService {
             "phone": OAS.string(nullable: true), "role": OAS.string(enum: Role.allCases.map(\.rawValue)),
             "status": OAS.string(enum: UserStatus.names), "employee_id": OAS.string(nullable: true),
             "status_reason": OAS.string(nullable: true), "created_at": OAS.string(format: "date-time"), "updated_at": OAS.string(format: "date-time"),
-        ], required: ["id", "email", "first_name", "last_name", "phone", "role", "status", "employee_id", "status_reason", "created_at", "updated_at"])
+        ], required: ["id", "email", "first_name", "last_name", "role", "status", "created_at", "updated_at"])
         let name = OAS.string(maxLength: 100)
         let id = [OAS.pathParam("id")]
         let ok = OAS.ref("Ok")

@@ -52,7 +52,8 @@ struct DatabaseTests {
             try await db.migrate(Self.migrations)
             try await db.migrate(Self.migrations)   // again: nothing to do, no error
             let applied = try await db.query("SELECT scope, version FROM schema_migrations ORDER BY scope, version", [])
-            #expect(applied.map { "\(try $0.string("scope"))/\(try $0.int("version"))" } == ["kit/1", "service/1", "service/2"])
+            let versions = try applied.map { "\(try $0.string("scope"))/\(try $0.int("version"))" }
+            #expect(versions == ["kit/1", "service/1", "service/2"])
             // A later release adds a migration: only it runs.
             try await db.migrate(Self.migrations + [Migration(3, "column", ["ALTER TABLE things ADD COLUMN extra TEXT"])])
             #expect(try await db.count("SELECT COUNT(*) AS n FROM schema_migrations") == 4)
