@@ -5,6 +5,7 @@ The SMTP port is HRMS_TEST_SMTP_PORT (default 28025). Test files register this m
 for the session, so the session fixtures exist once) and import the helpers:
     pytest_plugins = ["services2_support"]
     from services2_support import poll, employee_of
+Files: test_services2_*.py (named to sort after the kit helper's suite, whose schemathesis run mutates users).
 """
 import json
 import os
