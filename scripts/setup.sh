@@ -83,7 +83,7 @@ if [ "$(cat "$VENV/.kwire-requirements.stamp" 2>/dev/null || true)" != "$req_sta
 else
     log "venv: requirements-test.txt already installed"
 fi
-"$VENV/bin/python" -c 'import aiokafka, confluent_kafka, cramjam, pytest' \
+"$VENV/bin/python" -c 'import aiokafka, confluent_kafka, cramjam, pytest, aiosmtpd' \
     || die "venv: the test packages do not import"
 
 # ---------------------------------------------------------------------------------------------
