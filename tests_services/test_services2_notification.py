@@ -1,4 +1,7 @@
 """Notification service: delivery over real SMTP, permanent and transient failures, retry, idempotency, bad input, roles."""
+import email
+import email.policy
+import os
 import uuid
 
 import pytest
@@ -78,3 +81,23 @@ def test_roles_both_ways(client, full):
     other, other_token = employee_of(client)
     assert client.req("GET", "notification", f"/api/v1/notifications/employee/{user['employee_id']}", other_token).status_code == 403
     assert client.req("GET", "notification", f"/api/v1/notifications/{uuid.uuid4()}", admin).status_code == 404
+
+
+def test_without_smtp_url_mail_is_kept_in_the_local_outbox(client, full):
+    smtp_url = os.environ.pop("SMTP_URL")
+    full.stop("notification")
+    try:
+        full.start("notification")
+        admin = client.admin_token()
+        r = send(client, admin, "local@example.org")
+        assert r.status_code == 202 and r.json()["channel"] == "outbox", r.text
+        done = settled(client, admin, r.json()["id"])
+        assert done["status"] == "sent" and done["sent_at"], done
+        message = email.message_from_bytes((full.data_dir / "outbox" / f"{done['id']}.eml").read_bytes(),
+                                           policy=email.policy.default)
+        assert message["To"] == "local@example.org" and message["Subject"] == "Account"
+        assert "Reason: policy" in message.get_body(("plain",)).get_content()
+    finally:
+        full.stop("notification")
+        os.environ["SMTP_URL"] = smtp_url
+        full.start("notification")
