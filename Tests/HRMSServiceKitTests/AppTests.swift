@@ -67,7 +67,7 @@ struct AppTests {
                 }
             },
             tokenSource: { _, _ in StaticTokens() },
-            verifierSetup: { verifier, _ in await verifier.install(await JWTKeyCollection().add(ecdsa: AppTests.key, kid: "test")) })
+            verifierSetup: { verifier, _ in await verifier.install(await JWTKeyCollection().add(ecdsa: AppTests.key, kid: "test"), kids: ["test"]) })
     }
 
     static func withApp(extra: [String: String] = [:], _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
