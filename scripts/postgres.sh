@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/postgres.sh start|stop|url PORT — a throwaway PostgreSQL cluster for the service tests.
-#   start: initdb into .ci-work/pg-PORT (fresh each time), listen on 127.0.0.1:PORT only, trust auth,
+#   start: initdb into .ci-work/pg-PORT (fresh each time; /tmp/hrms-pg-PORT when root's `postgres`
+#          user cannot reach .ci-work), listen on 127.0.0.1:PORT only, trust auth,
 #          wait until it accepts connections. As root (CI) the cluster runs as the `postgres` user.
 #   stop:  fast shutdown and remove the cluster.
 #   url:   print postgres://postgres@127.0.0.1:PORT/postgres
@@ -10,6 +11,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CMD="${1:?usage: postgres.sh start|stop|url PORT}"
 PORT="${2:-15432}"
 DIR="$ROOT/.ci-work/pg-$PORT"
+# As root the server runs as `postgres`, which must be able to reach its folder: a clone under a
+# private home (/root/...) is not reachable, so the cluster goes to /tmp then.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$ROOT/.ci-work" 2>/dev/null; then
+    DIR="${TMPDIR:-/tmp}/hrms-pg-$PORT"
+fi
 
 BIN="${PG_BIN:-}"
 if [ -z "$BIN" ]; then

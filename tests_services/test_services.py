@@ -454,3 +454,28 @@ def test_subject_access_report(client, running):
     other, other_token = client.user_with_role("employee")
     assert_error(client.req("GET", "compliance", f"/api/v1/compliance/subject/{user['user_id']}", other_token), 403)
     assert_error(client.req("GET", "compliance", f"/api/v1/compliance/subject/{uuid.uuid4()}", client.admin_token()), 404)
+
+
+# --- process behaviour ----------------------------------------------------------------------------
+
+def test_graceful_shutdown_and_restart_keeps_data(client, running):
+    admin = client.admin_token()
+    body, r = client.signup()
+    emp_id = r.json()["employee_id"]
+    proc = running.procs["employee"]
+    running.stop("employee")
+    assert proc.returncode == 0   # SIGTERM: a clean stop, not a kill
+    running.start("employee")
+    assert client.req("GET", "employee", f"/api/v1/employees/{emp_id}", admin).json()["email"] == body["email"]
+
+
+@pytest.mark.parametrize("name,value", [("PORT", "eighty"), ("MAX_BODY_BYTES", "0"), ("DATABASE_URL", "mysql://x"),
+                                        ("LOG_LEVEL", "loud"), ("EMPLOYEE_SERVICE_URL", "not a url")])
+def test_bad_setting_exits_2_naming_it(running, name, value, tmp_path):
+    import subprocess
+    from conftest import BIN
+    env = running.env("employee")
+    env.update({"DATA_DIR": str(tmp_path), name: value})
+    env.pop("DATABASE_URL", None) if name != "DATABASE_URL" else None
+    r = subprocess.run([str(BIN / "employee-service")], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and name in r.stderr, (r.returncode, r.stderr)

@@ -73,10 +73,17 @@ public actor TokenVerifier {
     let http: HTTPClient
     let timeout: TimeAmount
     var keys: JWTKeyCollection?
+    /// The key ids of the current set: a token naming another triggers a refetch (jwt-kit would
+    /// otherwise try its default key and report a bad signature), and is refused if still unknown.
+    /// nil: keys installed without their ids (`install(_:)`); no refetching then.
+    var kids: Set<String>? = []
     var lastFetch: NIODeadline = .distantPast
     let logger: Logger
+    let minRefreshInterval: TimeAmount
 
-    public init(jwksURL: String, issuer: String, audience: String, http: HTTPClient, timeoutMs: Int, logger: Logger) {
+    public init(jwksURL: String, issuer: String, audience: String, http: HTTPClient, timeoutMs: Int, logger: Logger,
+                minRefreshInterval: TimeAmount = .seconds(5)) {
+        self.minRefreshInterval = minRefreshInterval
         self.jwksURL = jwksURL
         self.issuer = issuer
         self.audience = audience
@@ -86,14 +93,22 @@ public actor TokenVerifier {
     }
 
     /// Installs keys directly (User Management verifies with its own keys without fetching them).
+    /// Installs keys without their ids: tokens are checked against them as they are (kept for callers of the first kit).
     public func install(_ collection: JWTKeyCollection) {
         keys = collection
+        kids = nil
+        lastFetch = .now()
+    }
+
+    public func install(_ collection: JWTKeyCollection, kids: Set<String>) {
+        keys = collection
+        self.kids = kids
         lastFetch = .now()
     }
 
     func refresh(force: Bool) async throws {
         if !force, keys != nil { return }
-        if force, keys != nil, NIODeadline.now() - lastFetch < .seconds(5) { return }
+        if force, keys != nil, NIODeadline.now() - lastFetch < minRefreshInterval { return }
         var request = HTTPClientRequest(url: jwksURL)
         request.method = .GET
         let response: HTTPClientResponse
@@ -108,7 +123,9 @@ public actor TokenVerifier {
         guard response.status == .ok else { throw APIError.unavailable("JWKS at \(jwksURL) answered \(response.status.code)") }
         let collection = JWTKeyCollection()
         do {
-            _ = try await collection.add(jwksJSON: String(buffer: body))
+            let set = try JSONDecoder().decode(JWKS.self, from: Data(buffer: body))
+            for key in set.keys { _ = try await collection.add(jwk: key, isDefault: false) }
+            kids = Set(set.keys.compactMap { $0.keyIdentifier?.string })
         } catch {
             throw APIError.unavailable("JWKS at \(jwksURL) is not a valid key set")
         }
@@ -118,22 +135,35 @@ public actor TokenVerifier {
 
     /// The identity a token proves, or 401 with why.
     public func verify(_ token: String) async throws -> Identity {
+        guard let kid = Self.keyId(token) else { throw APIError.unauthorized("invalid token") }
         try await refresh(force: false)
+        if let known = kids, !known.contains(kid) { try await refresh(force: true) }
+        if let known = kids, !known.contains(kid) { throw APIError.unauthorized("token signed by an unknown key") }
         let claims: AccessClaims
         do {
             claims = try await keys!.verify(token, as: AccessClaims.self)
-        } catch let error as JWTError where error.errorType == .unknownKID || error.errorType == .missingKIDHeader {
-            try await refresh(force: true)
-            do { claims = try await keys!.verify(token, as: AccessClaims.self) } catch { throw APIError.unauthorized("invalid token") }
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
             throw APIError.unauthorized("token expired")
         } catch {
+            logger.debug("token refused", metadata: ["error": "\(error)"])
             throw APIError.unauthorized("invalid token")
         }
         guard claims.iss.value == issuer else { throw APIError.unauthorized("token issuer not accepted") }
         guard claims.aud.value.contains(audience) else { throw APIError.unauthorized("token audience not accepted") }
         guard let role = Role(rawValue: claims.role) else { throw APIError.unauthorized("token has an unknown role") }
         return Identity(subject: claims.sub.value, role: role, email: claims.email, employeeId: claims.employeeId)
+    }
+}
+
+extension TokenVerifier {
+    /// The `kid` of a token's header, without verifying anything.
+    static func keyId(_ token: String) -> String? {
+        guard let head = token.split(separator: ".", omittingEmptySubsequences: false).first else { return nil }
+        var b64 = head.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        struct Header: Decodable { var kid: String? }
+        guard let data = Data(base64Encoded: b64), let header = try? JSONDecoder().decode(Header.self, from: data) else { return nil }
+        return header.kid
     }
 }
 

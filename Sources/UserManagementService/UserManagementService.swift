@@ -87,7 +87,7 @@ public enum UserManagementService {
                 if let email = admin.0, let password = admin.1 { try await createAdmin(env, email: email, password: password) }
             },
             tokenSource: { _, _ in source },
-            verifierSetup: { verifier, _ in await verifier.install(keys) })
+            verifierSetup: { verifier, _ in await verifier.install(keys, kids: [key.kid]) })
     }
 
     static func serviceClients(_ text: String) throws -> [String: String] {

@@ -28,7 +28,8 @@ struct AppTests {
 
     static func config(port: Int, dir: String, extra: [String: String] = [:]) throws -> ServiceConfig {
         var env = ["PORT": String(port), "DATA_DIR": dir, "MAX_BODY_BYTES": "1024", "LOG_LEVEL": "error",
-                   "AUDIT_SERVICE_URL": "http://127.0.0.1:18005", "HTTP_CLIENT_TIMEOUT_MS": "1000"]
+                   // Nothing listens on port 1: "downstream down" unless a test points it elsewhere.
+                   "AUDIT_SERVICE_URL": "http://127.0.0.1:1", "HTTP_CLIENT_TIMEOUT_MS": "1000"]
         env.merge(extra) { _, new in new }
         return try ServiceConfig(service: .employee, environment: Environment(env))
     }
@@ -66,7 +67,7 @@ struct AppTests {
                 }
             },
             tokenSource: { _, _ in StaticTokens() },
-            verifierSetup: { verifier, _ in await verifier.install(await JWTKeyCollection().add(ecdsa: AppTests.key, kid: "test")) })
+            verifierSetup: { verifier, _ in await verifier.install(await JWTKeyCollection().add(ecdsa: AppTests.key, kid: "test"), kids: ["test"]) })
     }
 
     static func withApp(extra: [String: String] = [:], _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -189,10 +190,11 @@ struct AppTests {
     @Test func correlationIdEchoedGeneratedAndPassedDownstream() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kitapp-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // The downstream service listens on the audit slot of this helper's ports (18005).
-        let downstream = try await HRMSApp.build(Self.definition(.audit), config: Self.config(port: 18005, dir: dir + "/d"))
-        try await downstream.test(.live) { _ in
-            try await Self.withApp { client in
+        // The downstream service (in the audit slot) on a port of its own; the app under test calls it.
+        let downstream = try await HRMSApp.build(Self.definition(.audit), config: Self.config(port: 0, dir: dir + "/d"))
+        try await downstream.test(.live) { down in
+            let port = try #require(down.port)
+            try await Self.withApp(extra: ["AUDIT_SERVICE_URL": "http://127.0.0.1:\(port)"]) { client in
                 try await client.execute(uri: "/health", method: .get) { r in
                     #expect(UUID(uuidString: r.headers[.correlationId] ?? "") != nil)
                     #expect(r.headers[.requestId] != nil)
