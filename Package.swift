@@ -16,11 +16,14 @@ let package = Package(
     products: [
         .library(name: "KafkaWire", targets: ["KafkaWire"]),
         .library(name: "HRMSEvents", targets: ["HRMSEvents"]),
+        .library(name: "HRMSEventPipeline", targets: ["HRMSEventPipeline"]),
+        .library(name: "HRMSEventHTTP", targets: ["HRMSEventHTTP"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
         .executable(name: "kafkawire-bench", targets: ["KafkaWireBenchmarks"]),
         .executable(name: "kwire", targets: ["kwire"]),
+        .executable(name: "hrms-event-samples", targets: ["HRMSEventSamples"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -59,6 +62,23 @@ let package = Package(
 
         // HRMS: the event contract shared by the services' outboxes and the two consumers.
         .target(name: "HRMSEvents", swiftSettings: strict),
+        // HRMS: the Kafka side of the events (outbox relay, the notification and audit consumers,
+        // dead letters, replay). Storage, rendering and delivery are protocols the services implement.
+        .target(
+            name: "HRMSEventPipeline",
+            dependencies: ["KafkaWire", "HRMSEvents", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict),
+        // The outbox's HTTP fallback (the old synchronous endpoints) on async-http-client; its own
+        // target so that the pipeline and its tests do not build the HTTP stack.
+        .target(
+            name: "HRMSEventHTTP",
+            dependencies: ["HRMSEventPipeline", "HRMSEvents", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Prints one event of every type as the services' outboxes make them (tests_events/ checks
+        // them against schemas/events/).
+        .executableTarget(name: "HRMSEventSamples", dependencies: ["HRMSEvents"], swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
@@ -71,7 +91,7 @@ let package = Package(
         // The kwire command-line client (kcat's spirit on KafkaWire).
         .executableTarget(
             name: "kwire",
-            dependencies: ["KafkaWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["KafkaWire", "HRMSEventPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
@@ -82,5 +102,11 @@ let package = Package(
         .testTarget(name: "KafkaRecordsTests", dependencies: ["KafkaRecords"], swiftSettings: strict),
         .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", "KafkaFakeBroker"], swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
+        // Against the real broker (KWIRE_BOOTSTRAP) with SQLite-backed stores.
+        .testTarget(
+            name: "HRMSEventPipelineTests",
+            dependencies: ["HRMSEventPipeline", "HRMSEvents", "KafkaWire", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict),
     ]
 )

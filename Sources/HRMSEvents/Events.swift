@@ -82,6 +82,17 @@ public struct NotificationData: Codable, Sendable, Hashable {
         self.priority = priority
     }
 
+    /// The old Python producers could leave out recipient_name, template_data and priority.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        recipientEmail = try c.decode(String.self, forKey: .recipientEmail)
+        recipientName = try c.decodeIfPresent(String.self, forKey: .recipientName)
+        subject = try c.decode(String.self, forKey: .subject)
+        templateName = try c.decode(String.self, forKey: .templateName)
+        templateData = try c.decodeIfPresent([String: JSONValue].self, forKey: .templateData) ?? [:]
+        priority = try c.decodeIfPresent(String.self, forKey: .priority) ?? "normal"
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(recipientEmail, forKey: .recipientEmail)
