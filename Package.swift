@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "HRMSEventHTTP",
             dependencies: ["HRMSEventPipeline", "HRMSEvents", .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Prints one event of every type as the services' outboxes make them (tests_events/ checks
         // them against schemas/events/).

@@ -166,78 +166,22 @@ public enum AuditReplay {
         public var invalid = 0
     }
 
-    public struct Stalled: Error, Sendable, CustomStringConvertible {
-        public var description: String
-    }
-
-    /// - Parameter idleTimeoutMs: give up (throwing `Stalled`) when no record arrives for this long
-    ///   before the end is reached.
     public static func run(client: ClientConfig, topic: String, into store: any AuditStore, batchSize: Int = 500,
                            idleTimeoutMs: Int = 15_000, logger: Logger = Logger(label: "hrms.audit-replay")) async throws -> Report {
-        let admin = KafkaAdmin(config: client)
-        let bounds = try await admin.offsets(topic: topic)
-        await admin.close()
-        // ListOffsets(latest) can say less than the high watermark (Tansu answers the last batch's
-        // base offset + 1): a partition's end is corrected by the high watermark of its first fetch.
-        var end: [Int32: Int64] = [:]
-        var corrected = Set<Int32>()
-        for b in bounds where b.latest > b.earliest { end[b.partition] = b.latest }
         var report = Report()
-        if end.isEmpty { return report }
-        var cc = ConsumerConfig(client: client)
-        cc.fetchMaxWaitMs = 200
-        let consumer = KafkaConsumer(config: cc, logger: logger)
-        try await consumer.assign(topic: topic, partitions: end.keys.sorted(), from: .earliest)
-        let queue = RecordQueue(capacity: batchSize * 2)
-        let reader = Task {
-            do {
-                for try await r in consumer.records { await queue.send(r) }
-                queue.finish(nil)
-            } catch {
-                queue.finish(error)
+        let retry = Backoff(baseMs: 200, maxMs: 5_000)
+        try await TopicReader.readToEnd(client: client, topic: topic, chunkSize: batchSize, idleTimeoutMs: idleTimeoutMs, logger: logger) { records in
+            report.records += records.count
+            var entries: [AuditEntry] = []
+            for r in records {
+                if let entry = try? AuditEntry.parse(r) { entries.append(entry) } else { report.invalid += 1 }
             }
-        }
-        defer { reader.cancel() }
-        var position: [Int32: Int64] = [:]
-        func done() -> Bool { end.allSatisfy { (position[$0.key] ?? 0) >= $0.value } }
-        var batch: [AuditEntry] = []
-        func flush() async throws {
-            if batch.isEmpty { return }
-            let toStore = batch
-            report.inserted += try await retryUntilDone("audit replay insert", backoff: Backoff(baseMs: 200, maxMs: 5_000), logger: logger) {
+            if entries.isEmpty { return }
+            let toStore = entries
+            report.inserted += try await retryUntilDone("audit replay insert", backoff: retry, logger: logger) {
                 try await store.insertBatch(toStore)
             }
-            batch.removeAll()
         }
-        do {
-            while !done() {
-                switch await queue.receive(max: batchSize, until: .now + .milliseconds(idleTimeoutMs)) {
-                case .timedOut:
-                    throw Stalled(description: "replay of \(topic) stalled: positions \(position.sorted { $0.key < $1.key }), ends \(end.sorted { $0.key < $1.key })")
-                case let .finished(error):
-                    throw error ?? Stalled(description: "replay of \(topic): the consumer ended early")
-                case let .records(records):
-                    for r in records {
-                        guard let e = end[r.partition], r.offset < e || !corrected.contains(r.partition) else { continue }
-                        if !corrected.contains(r.partition) {
-                            corrected.insert(r.partition)
-                            let hwm = consumer.highWatermarks()[topic]?[r.partition] ?? -1
-                            end[r.partition] = max(e, hwm)
-                            if r.offset >= end[r.partition]! { continue }
-                        }
-                        position[r.partition] = r.offset + 1
-                        report.records += 1
-                        if let entry = try? AuditEntry.parse(r) { batch.append(entry) } else { report.invalid += 1 }
-                    }
-                    if batch.count >= batchSize { try await flush() }
-                }
-            }
-            try await flush()
-        } catch {
-            await consumer.close()
-            throw error
-        }
-        await consumer.close()
         logger.info("audit replay done", metadata: ["topic": "\(topic)", "records": "\(report.records)", "inserted": "\(report.inserted)", "invalid": "\(report.invalid)"])
         return report
     }

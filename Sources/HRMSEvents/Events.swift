@@ -216,6 +216,18 @@ public struct OutboxEvent: Sendable, Hashable {
     /// The envelope as JSON (UTF-8), exactly what the record value will be.
     public var payload: [UInt8]
 
+    /// An event read back from an outbox table.
+    public init(eventId: String, stream: EventStream, eventType: String, key: String, correlationId: String?,
+                sourceService: String, payload: [UInt8]) {
+        self.eventId = eventId
+        self.stream = stream
+        self.eventType = eventType
+        self.key = key
+        self.correlationId = correlationId
+        self.sourceService = sourceService
+        self.payload = payload
+    }
+
     public static func notification(_ type: NotificationEventType, key: String, source: String, correlationId: String?,
                                     data: NotificationData, at date: Date = Date()) -> OutboxEvent {
         make(.notification, type: type.rawValue, key: key, source: source, correlationId: correlationId, data: data, at: date)
