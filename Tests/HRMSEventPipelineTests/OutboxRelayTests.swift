@@ -98,17 +98,32 @@ struct OutboxRelayTests {
 struct OutboxBrokerOutageTests {
     static let port = ProcessInfo.processInfo.environment["HRMS_OUTAGE_BROKER_PORT"] ?? "0"
 
-    static func broker(_ command: String) throws {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Runs a program to its end; fails the test unless it exits 0.
+    static func run(_ executable: URL, _ arguments: [String]) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        p.arguments = [root.appendingPathComponent("scripts/broker.sh").path, command, port]
+        p.executableURL = executable
+        p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["KWIRE_BOOTSTRAP"] = nil  // broker.sh leaves an external broker alone; this one is ours
         p.environment = env
         try p.run()
         p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "broker.sh \(command) \(port) failed")
+        try #require(p.terminationStatus == 0, "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) failed")
+    }
+
+    static func broker(_ command: String) throws {
+        try run(URL(fileURLWithPath: "/bin/bash"), [root.appendingPathComponent("scripts/broker.sh").path, command, port])
+    }
+
+    /// Creates the topics with kwire, in its own process. (In this process, a KafkaAdmin created
+    /// right after the restart, next to the relay's producers, hung in CreateTopics: see the report.)
+    static func recreateTopics(_ topics: EventTopics) throws {
+        let scratch = ProcessInfo.processInfo.environment["KWIRE_SCRATCH_PATH"].map { URL(fileURLWithPath: $0) }
+            ?? root.appendingPathComponent(".build")
+        try run(scratch.appendingPathComponent("debug/kwire"),
+                ["topics", "create"] + topics.all + ["-P", "3", "--if-not-exists", "-b", "127.0.0.1:\(port)"])
     }
 
     @Test func brokerStoppedThenStartedLosesNothing() async throws {
@@ -135,17 +150,18 @@ struct OutboxBrokerOutageTests {
         let during = (10..<40).map { $0 % 2 == 0 ? Samples.audit($0) : Samples.notification($0) }
         try await store.insert(during)
         relay.poke()
-        try await Task.sleep(nanoseconds: 3_000_000_000)
-        // Down: nothing acknowledged, nothing marked.
+        // Down: every row tried and failed, nothing acknowledged, nothing marked.
+        #expect(await eventually(20) { (try? await store.all().allSatisfy { $0.sent || $0.attempts >= 1 }) ?? false })
         #expect(try await store.depth() == during.count)
-        #expect(try await store.all().filter { !$0.sent }.allSatisfy { $0.attempts >= 1 })
 
         try Self.broker("start")
         // The in-memory broker lost its topics: create them again (auto-creation would too).
-        try await settings.topics.ensureExist(settings.client)
+        try Self.recreateTopics(settings.topics)
         #expect(await eventually(60) { (try? await store.depth()) == 0 })
+        print("[outage test] outbox drained: depth \((try? await store.depth()) ?? -1)")
         running.cancel()
         await running.value
+        print("[outage test] relay stopped")
 
         let client = Broker.client(bootstrap)
         let audits = during.filter { $0.stream == .audit }

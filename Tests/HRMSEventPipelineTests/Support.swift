@@ -92,3 +92,18 @@ enum Samples {
         OutboxRelay<SQLiteOutboxStore>.record(e, topic: topics.topic(for: e.stream))
     }
 }
+
+struct TimedOut: Error {}
+
+/// The result of `body`, or `TimedOut` after `seconds` (the body is cancelled).
+func withTimeout<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            throw TimedOut()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
