@@ -114,7 +114,10 @@ struct OutboxBrokerOutageTests {
     }
 
     static func broker(_ command: String) throws {
-        try run(URL(fileURLWithPath: "/bin/bash"), [root.appendingPathComponent("scripts/broker.sh").path, command, port])
+        // The broker must not inherit this process's descriptors: Foundation's Process waits for
+        // the child's end through one, and a broker holding it makes `start` never return.
+        let script = #"for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec bash "$0" "$1" "$2""#
+        try run(URL(fileURLWithPath: "/bin/bash"), ["-c", script, root.appendingPathComponent("scripts/broker.sh").path, command, port])
     }
 
     /// Creates the topics with kwire, in its own process. (In this process, a KafkaAdmin created
