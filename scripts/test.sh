@@ -8,7 +8,10 @@
 #                                           unless KWIRE_BOOTSTRAP is already set
 #   3. swift build --build-tests
 #   4. swift test                           (XCTest and Swift Testing summaries both printed)
+#   4b. swift test --filter OutboxBrokerOutageTests   with HRMS_OUTAGE_BROKER_PORT (its own Tansu,
+#                                           which it stops and starts: not beside the other suites)
 #   5. pytest -q tests_interop/             if that folder exists (exit 5, no tests, is not a failure)
+#   5b. pytest -q tests_events/             event schemas against the events the Swift code makes
 #   6. pytest -q tests_services/            the HRMS services' executables on SQLite and PostgreSQL
 #   7. bash scripts/fuzz.sh                 if that script exists
 #   the broker and PostgreSQL (scripts/postgres.sh, started after the broker for steps 4 and 6:
@@ -20,6 +23,7 @@
 #
 # Knobs: KWIRE_BOOTSTRAP=host:port   use that broker (e.g. Apache Kafka: docker-compose.kafka.yml)
 #        KWIRE_BROKER_PORT=N          local broker port (default 19092)
+#        HRMS_OUTAGE_BROKER_PORT=N    port of the broker the outage test restarts (default broker port + 1)
 #        KWIRE_SCRATCH_PATH=DIR       swift build/test --scratch-path DIR (default: SwiftPM's .build)
 #        KWIRE_SKIP_SETUP=1           skip step 1 (everything already installed)
 #        HRMS_PG_PORT=N               PostgreSQL port for the service tests (default 15432)
@@ -173,6 +177,11 @@ SWIFT_FLAGS=()
 [ -n "${KWIRE_SCRATCH_PATH:-}" ] && SWIFT_FLAGS+=(--scratch-path "$KWIRE_SCRATCH_PATH")
 if run_step swift-build --limit swift build --build-tests "${SWIFT_FLAGS[@]}"; then
     run_step swift-test --limit swift test "${SWIFT_FLAGS[@]}"
+    # The outbox relay through a broker stop and start: its own broker, so no other suite sees it go.
+    OUTAGE_PORT="${HRMS_OUTAGE_BROKER_PORT:-$((PORT + 1))}"
+    run_step outage-test --limit env HRMS_OUTAGE_BROKER_PORT="$OUTAGE_PORT" \
+        swift test --skip-build "${SWIFT_FLAGS[@]}" --filter OutboxBrokerOutageTests
+    env -u KWIRE_BOOTSTRAP bash scripts/broker.sh stop "$OUTAGE_PORT" >/dev/null 2>&1 || true
 else
     record FAILED swift-test "not run: the build failed"
 fi
@@ -191,6 +200,13 @@ if [ -d tests_interop ]; then
     esac
 else
     record skipped interop-pytest "no tests_interop/ folder"
+fi
+
+# 5b. Event schemas ----------------------------------------------------------------------------
+if [ -d tests_events ]; then
+    run_step events-pytest --limit "$KWIRE_PYTHON" -m pytest -q tests_events/
+else
+    record skipped events-pytest "no tests_events/ folder"
 fi
 
 # 6. HRMS services: the real executables, on SQLite and on PostgreSQL ------------------------------

@@ -246,7 +246,9 @@ public actor KafkaCluster {
     /// The partitions of `topic`, fetching metadata when the topic is new or metadata is old.
     public func topic(_ name: String) async throws(KafkaError) -> TopicMetadata {
         let stale = monotonicNanos() - metadataFetchedAt > UInt64(config.metadataMaxAgeMs) * 1_000_000
-        if stale || metadata.topics[name] == nil || !knownTopics.contains(name) {
+        // A topic last seen with an error (unknown: not created yet, or lost by a broker restart) is
+        // asked for again rather than answered from the cache until metadata.max.age.ms.
+        if stale || (metadata.topics[name]?.error ?? .unknownTopicOrPartition) != .none || !knownTopics.contains(name) {
             try await refreshMetadata(topics: [name])
         }
         guard let t = metadata.topics[name] else { throw .unknownTopicOrPartition(topic: name, partition: nil) }
