@@ -16,6 +16,15 @@ let package = Package(
     products: [
         .library(name: "KafkaWire", targets: ["KafkaWire"]),
         .library(name: "HRMSEvents", targets: ["HRMSEvents"]),
+        .library(name: "HRMSServiceKit", targets: ["HRMSServiceKit"]),
+        .executable(name: "employee-service", targets: ["employee-service"]),
+        .executable(name: "user-management-service", targets: ["user-management-service"]),
+        .executable(name: "compliance-service", targets: ["compliance-service"]),
+        .library(name: "HRMSMail", targets: ["HRMSMail"]),
+        .executable(name: "leave-service", targets: ["leave-service"]),
+        .executable(name: "attendance-service", targets: ["attendance-service"]),
+        .executable(name: "notification-service", targets: ["notification-service"]),
+        .executable(name: "audit-service", targets: ["audit-service"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
@@ -61,6 +70,58 @@ let package = Package(
 
         // HRMS: the event contract shared by the services' outboxes and the two consumers.
         .target(name: "HRMSEvents", swiftSettings: strict),
+        // HRMS: the kit every service is assembled from (config, HTTP, errors, auth, storage, outbox).
+        .target(
+            name: "HRMSServiceKit",
+            dependencies: [
+                "HRMSEvents",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict),
+        // HRMS services: each a library (routes, storage) and a thin executable.
+        .target(name: "EmployeeService", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .executableTarget(name: "employee-service", dependencies: ["EmployeeService"], swiftSettings: strict),
+        .target(
+            name: "UserManagementService",
+            dependencies: [
+                "HRMSServiceKit", .product(name: "JWTKit", package: "jwt-kit"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "user-management-service", dependencies: ["UserManagementService"], swiftSettings: strict),
+        .target(name: "ComplianceService", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .executableTarget(name: "compliance-service", dependencies: ["ComplianceService"], swiftSettings: strict),
+        // HRMS: email over SMTP (RFC 5321/5322, MIME) and the notification templates.
+        .target(
+            name: "HRMSMail",
+            dependencies: ["HRMSEvents", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
+            exclude: ["README.md"],
+            swiftSettings: strict),
+
+        // HRMS services of this branch: Leave, Attendance, Notification, Audit (library + thin executable each).
+        // What these four services share: the synchronous employee check, records that write their nulls.
+        .target(name: "HRMSServiceSupport", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .target(name: "LeaveService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
+        .executableTarget(name: "leave-service", dependencies: ["LeaveService"], swiftSettings: strict),
+        .target(name: "AttendanceService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
+        .executableTarget(name: "attendance-service", dependencies: ["AttendanceService"], swiftSettings: strict),
+        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport", "HRMSMail"], swiftSettings: strict),
+        .executableTarget(name: "notification-service", dependencies: ["NotificationService"], swiftSettings: strict),
+        .target(name: "AuditService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
+        .executableTarget(name: "audit-service", dependencies: ["AuditService"], swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
@@ -87,6 +148,18 @@ let package = Package(
             dependencies: ["KafkaWire", "KafkaFakeBroker", .product(name: "MetricsTestKit", package: "swift-metrics"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict),
+        .testTarget(
+            name: "HRMSServiceKitTests",
+            dependencies: [
+                "HRMSServiceKit", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strict),
+        // Talks to a real SMTP server (aiosmtpd, started from .venv by the tests).
+        .testTarget(name: "HRMSMailTests",
+                    dependencies: ["HRMSMail", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOPosix", package: "swift-nio")], exclude: ["smtp_test_server.py"],
+                    swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
     ]
 )

@@ -38,8 +38,9 @@ mkdir -p "$BIN" "$LIB"
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages
 APT_PACKAGES=(liblz4-dev zlib1g-dev libsnappy-dev libzstd-dev pkg-config kcat lz4 zstd)
-# tests_manifests/test_postgres_init.py runs the services' database init script on a throwaway server.
-APT_PACKAGES+=(postgresql)
+# HRMS services' tests and tests_manifests/test_postgres_init.py: a throwaway PostgreSQL (scripts/postgres.sh), psql/sqlite3 to look into the
+# services' databases, curl for scripts/run-services.sh.
+APT_PACKAGES+=(postgresql sqlite3 curl)
 
 BASE_PYTHON="${KWIRE_BASE_PYTHON:-python3}"
 if ! command -v "$BASE_PYTHON" >/dev/null 2>&1 || ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then

@@ -9,8 +9,10 @@
 #   3. swift build --build-tests
 #   4. swift test                           (XCTest and Swift Testing summaries both printed)
 #   5. pytest -q tests_interop/             if that folder exists (exit 5, no tests, is not a failure)
-#   6. bash scripts/fuzz.sh                 if that script exists
-#   the broker is stopped by an EXIT trap, whatever happened.
+#   6. pytest -q tests_services/            the HRMS services' executables on SQLite and PostgreSQL
+#   7. bash scripts/fuzz.sh                 if that script exists
+#   the broker and PostgreSQL (scripts/postgres.sh, started after the broker for steps 4 and 6:
+#   HRMS_TEST_POSTGRES_URL) are stopped by an EXIT trap, whatever happened.
 #
 # Exported to every step: KWIRE_BOOTSTRAP (host:port), KWIRE_KCAT (the kcat wrapper, librdkafka
 # 2.16 from the confluent-kafka wheel), KWIRE_PYTHON (.venv's python with aiokafka and
@@ -20,7 +22,8 @@
 #        KWIRE_BROKER_PORT=N          local broker port (default 19092)
 #        KWIRE_SCRATCH_PATH=DIR       swift build/test --scratch-path DIR (default: SwiftPM's .build)
 #        KWIRE_SKIP_SETUP=1           skip step 1 (everything already installed)
-#        KWIRE_STEP_TIMEOUT=SECS      limit for each of steps 3-6 (default 2400), so that a hang
+#        HRMS_PG_PORT=N               PostgreSQL port for the service tests (default 15432)
+#        KWIRE_STEP_TIMEOUT=SECS      limit for each of steps 3-7 (default 2400), so that a hang
 #                                     still ends in a summary and a stopped broker within CI's 90 min
 # Exit status: 0 if every step passed, 1 otherwise; a summary of the steps is printed last.
 set -uo pipefail
@@ -29,7 +32,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 PORT="${KWIRE_BROKER_PORT:-19092}"
+PG_PORT="${HRMS_PG_PORT:-15432}"
 STARTED_BROKER=0
+STARTED_PG=0
 RESULTS=()   # "status|step|detail"
 FAILED=0
 T0=$SECONDS
@@ -67,6 +72,10 @@ cleanup() {
     if [ "$STARTED_BROKER" -eq 1 ]; then
         banner "stopping broker"
         bash scripts/broker.sh stop "$PORT" || true
+    fi
+    if [ "$STARTED_PG" -eq 1 ]; then
+        banner "stopping PostgreSQL"
+        bash scripts/postgres.sh stop "$PG_PORT" || true
     fi
     summary
     if [ "$FAILED" -ne 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
@@ -153,6 +162,12 @@ else
 fi
 echo "KWIRE_BOOTSTRAP=$KWIRE_BOOTSTRAP KWIRE_KCAT=$KWIRE_KCAT KWIRE_PYTHON=$KWIRE_PYTHON"
 
+# 2b. PostgreSQL for the HRMS storage tests (Swift kit tests and tests_services/) ---------------
+STARTED_PG=1   # stop even a half-started cluster
+if run_step postgres bash scripts/postgres.sh start "$PG_PORT"; then
+    export HRMS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT"
+fi
+
 # 3-4. Swift ----------------------------------------------------------------------------------
 SWIFT_FLAGS=()
 [ -n "${KWIRE_SCRATCH_PATH:-}" ] && SWIFT_FLAGS+=(--scratch-path "$KWIRE_SCRATCH_PATH")
@@ -178,7 +193,18 @@ else
     record skipped interop-pytest "no tests_interop/ folder"
 fi
 
-# 6. fuzz -------------------------------------------------------------------------------------
+# 6. HRMS services: the real executables, on SQLite and on PostgreSQL ------------------------------
+if [ -d tests_services ]; then
+    export HRMS_TEST_BIN="${KWIRE_SCRATCH_PATH:-$ROOT/.build}/debug"
+    if [ -z "${HRMS_TEST_POSTGRES_URL:-}" ]; then
+        record FAILED services-postgres "PostgreSQL did not start: the PostgreSQL variant cannot run"
+    fi
+    run_step services --limit "$KWIRE_PYTHON" -m pytest -q -rs tests_services/
+else
+    record skipped services "no tests_services/ folder"
+fi
+
+# 7. fuzz -------------------------------------------------------------------------------------
 if [ -f scripts/fuzz.sh ]; then
     run_step fuzz --limit bash scripts/fuzz.sh
 else

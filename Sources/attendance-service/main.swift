@@ -1,0 +1,4 @@
+import HRMSServiceKit
+import AttendanceService
+
+await HRMSApp.main(AttendanceService.definition)

@@ -1,0 +1,4 @@
+import HRMSServiceKit
+import AuditService
+
+await HRMSApp.main(AuditService.definition)

@@ -1,0 +1,4 @@
+import ComplianceService
+import HRMSServiceKit
+
+await HRMSApp.main(.compliance, ComplianceService.definition)

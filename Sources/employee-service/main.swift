@@ -1,0 +1,4 @@
+import EmployeeService
+import HRMSServiceKit
+
+await HRMSApp.main(EmployeeService.definition)

@@ -1,0 +1,4 @@
+import HRMSServiceKit
+import LeaveService
+
+await HRMSApp.main(LeaveService.definition)

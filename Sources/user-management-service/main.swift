@@ -1,0 +1,4 @@
+import HRMSServiceKit
+import UserManagementService
+
+await HRMSApp.main(.userManagement, UserManagementService.definition)
