@@ -25,11 +25,14 @@ let package = Package(
         .executable(name: "attendance-service", targets: ["attendance-service"]),
         .executable(name: "notification-service", targets: ["notification-service"]),
         .executable(name: "audit-service", targets: ["audit-service"]),
+        .library(name: "HRMSEventPipeline", targets: ["HRMSEventPipeline"]),
+        .library(name: "HRMSEventHTTP", targets: ["HRMSEventHTTP"]),
         .executable(name: "kafkawire-generator", targets: ["KafkaWireGenerator"]),
         .executable(name: "kafkawire-demo", targets: ["KafkaWireDemo"]),
         .executable(name: "kafkawire-interop", targets: ["KafkaWireInterop"]),
         .executable(name: "kafkawire-bench", targets: ["KafkaWireBenchmarks"]),
         .executable(name: "kwire", targets: ["kwire"]),
+        .executable(name: "hrms-event-samples", targets: ["HRMSEventSamples"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -122,6 +125,23 @@ let package = Package(
         .executableTarget(name: "notification-service", dependencies: ["NotificationService"], swiftSettings: strict),
         .target(name: "AuditService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "audit-service", dependencies: ["AuditService"], swiftSettings: strict),
+        // HRMS: the Kafka side of the events (outbox relay, the notification and audit consumers,
+        // dead letters, replay). Storage, rendering and delivery are protocols the services implement.
+        .target(
+            name: "HRMSEventPipeline",
+            dependencies: ["KafkaWire", "HRMSEvents", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict),
+        // The outbox's HTTP fallback (the old synchronous endpoints) on async-http-client; its own
+        // target so that the pipeline and its tests do not build the HTTP stack.
+        .target(
+            name: "HRMSEventHTTP",
+            dependencies: ["HRMSEventPipeline", "HRMSEvents", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Prints one event of every type as the services' outboxes make them (tests_events/ checks
+        // them against schemas/events/).
+        .executableTarget(name: "HRMSEventSamples", dependencies: ["HRMSEvents"], swiftSettings: strict),
 
         // A scriptable broker for tests of what no real broker can be made to do.
         .target(name: "KafkaFakeBroker", dependencies: ["KafkaProtocol"], swiftSettings: strict),
@@ -134,7 +154,7 @@ let package = Package(
         // The kwire command-line client (kcat's spirit on KafkaWire).
         .executableTarget(
             name: "kwire",
-            dependencies: ["KafkaWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["KafkaWire", "HRMSEventPipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Entry point for libFuzzer; built only by scripts/fuzz.sh with -sanitize=fuzzer.
@@ -161,5 +181,11 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio")], exclude: ["smtp_test_server.py"],
                     swiftSettings: strict),
         .testTarget(name: "FixtureTests", dependencies: ["KafkaProtocol", "KafkaRecords"], swiftSettings: strict),
+        // Against the real broker (KWIRE_BOOTSTRAP) with SQLite-backed stores.
+        .testTarget(
+            name: "HRMSEventPipelineTests",
+            dependencies: ["HRMSEventPipeline", "HRMSEvents", "KafkaWire", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                           .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict),
     ]
 )

@@ -82,6 +82,17 @@ public struct NotificationData: Codable, Sendable, Hashable {
         self.priority = priority
     }
 
+    /// The old Python producers could leave out recipient_name, template_data and priority.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        recipientEmail = try c.decode(String.self, forKey: .recipientEmail)
+        recipientName = try c.decodeIfPresent(String.self, forKey: .recipientName)
+        subject = try c.decode(String.self, forKey: .subject)
+        templateName = try c.decode(String.self, forKey: .templateName)
+        templateData = try c.decodeIfPresent([String: JSONValue].self, forKey: .templateData) ?? [:]
+        priority = try c.decodeIfPresent(String.self, forKey: .priority) ?? "normal"
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(recipientEmail, forKey: .recipientEmail)
@@ -204,6 +215,18 @@ public struct OutboxEvent: Sendable, Hashable {
     public var sourceService: String
     /// The envelope as JSON (UTF-8), exactly what the record value will be.
     public var payload: [UInt8]
+
+    /// An event read back from an outbox table.
+    public init(eventId: String, stream: EventStream, eventType: String, key: String, correlationId: String?,
+                sourceService: String, payload: [UInt8]) {
+        self.eventId = eventId
+        self.stream = stream
+        self.eventType = eventType
+        self.key = key
+        self.correlationId = correlationId
+        self.sourceService = sourceService
+        self.payload = payload
+    }
 
     public static func notification(_ type: NotificationEventType, key: String, source: String, correlationId: String?,
                                     data: NotificationData, at date: Date = Date()) -> OutboxEvent {

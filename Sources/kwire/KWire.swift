@@ -7,6 +7,7 @@
 //   kwire topics      list | create NAME... [-P N] [-R N] [--config k=v]... | delete NAME...
 //   kwire groups      list | describe GROUP | reset GROUP -t TOPIC --to earliest|latest|OFFSET
 //   kwire api-versions -b BROKER
+//   kwire dlq         list -t DLQ | show -t DLQ -p P -o OFFSET | republish -t DLQ (-p P -o OFFSET | --all) [--to TOPIC]
 //
 // Global: -X key=value (KafkaWire's settings by their Kafka names), --json, -v.
 // Exit status: 0 success, 1 a failure at run time (broker unreachable, unknown topic or group,
@@ -29,7 +30,7 @@ struct KWire: AsyncParsableCommand {
             """,
         subcommands: [
             MetadataCommand.self, ProduceCommand.self, ConsumeCommand.self, OffsetsCommand.self, TopicsCommand.self,
-            GroupsCommand.self, ApiVersionsCommand.self,
+            GroupsCommand.self, ApiVersionsCommand.self, DLQCommand.self,
         ])
 }
 
