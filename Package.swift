@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "HRMSServiceKit",
             dependencies: [
-                "HRMSEvents",
+                "HRMSEvents", "HRMSEventPipeline", "HRMSEventHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
