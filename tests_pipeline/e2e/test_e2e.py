@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from conftest import BOOTSTRAP, PRODUCERS, ROOT, metric, poll, services_fixtures
+from e2e_fixtures import BOOTSTRAP, PRODUCERS, ROOT, metric, poll, services_fixtures
 
 BIN = services_fixtures.BIN
 SLOW = 180  # seconds a test waits for the pipeline to drain (consumer group joins, retries)
