@@ -61,7 +61,20 @@ public struct DatabaseOutboxStore: OutboxStore {
 struct OutboxRelayService: Service {
     let relay: OutboxRelay<DatabaseOutboxStore>
     func run() async throws {
-        await cancelWhenGracefulShutdown { await relay.run() }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await relay.run() }
+                // The gauges stay current while a round waits on an unreachable broker.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(nanoseconds: 1_000_000_000)
+                        await relay.refreshStatus()
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
     }
 }
 
@@ -111,6 +124,7 @@ enum OutboxPublishing {
     /// Readiness: a stalled relay is not ready (the detail says how far behind and why).
     static func readiness(_ relay: OutboxRelay<DatabaseOutboxStore>) -> ReadinessCheck {
         {
+            await relay.refreshStatus()
             guard case let .stalled(depth, age, lastError) = relay.status else { return nil }
             return "stalled: \(depth) events waiting, oldest \(Int(age))s" + (lastError.map { ", last error: \($0)" } ?? "")
         }
