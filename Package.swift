@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "HRMSServiceKit",
             dependencies: [
-                "HRMSEvents",
+                "HRMSEvents", "HRMSEventPipeline", "HRMSEventHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -122,14 +122,14 @@ let package = Package(
 
         // HRMS services of this branch: Leave, Attendance, Notification, Audit (library + thin executable each).
         // What these four services share: the synchronous employee check, records that write their nulls.
-        .target(name: "HRMSServiceSupport", dependencies: ["HRMSServiceKit"], swiftSettings: strict),
+        .target(name: "HRMSServiceSupport", dependencies: ["HRMSServiceKit", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")], swiftSettings: strict),
         .target(name: "LeaveService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "leave-service", dependencies: ["LeaveService"], swiftSettings: strict),
         .target(name: "AttendanceService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
         .executableTarget(name: "attendance-service", dependencies: ["AttendanceService"], swiftSettings: strict),
-        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport", "HRMSMail"], swiftSettings: strict),
+        .target(name: "NotificationService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport", "HRMSMail", "HRMSEventPipeline"], swiftSettings: strict),
         .executableTarget(name: "notification-service", dependencies: ["NotificationService"], swiftSettings: strict),
-        .target(name: "AuditService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport"], swiftSettings: strict),
+        .target(name: "AuditService", dependencies: ["HRMSServiceKit", "HRMSServiceSupport", "HRMSEventPipeline"], swiftSettings: strict),
         .executableTarget(name: "audit-service", dependencies: ["AuditService"], swiftSettings: strict),
         // HRMS: the Kafka side of the events (outbox relay, the notification and audit consumers,
         // dead letters, replay). Storage, rendering and delivery are protocols the services implement.

@@ -13,6 +13,9 @@
 #   5. pytest -q tests_interop/             if that folder exists (exit 5, no tests, is not a failure)
 #   5b. pytest -q tests_events/             event schemas against the events the Swift code makes
 #   6. pytest -q tests_services/            the HRMS services' executables on SQLite and PostgreSQL
+#   6b. pytest -q tests_pipeline/           the event pipeline end to end: its own Tansu (port
+#                                           HRMS_PIPELINE_BROKER_PORT, 39092), aiosmtpd and all seven
+#                                           services (ports HRMS_PIPELINE_PORT_BASE+1..7, 38001-38007)
 #   7. bash scripts/fuzz.sh                 if that script exists
 #   the broker and PostgreSQL (scripts/postgres.sh, started after the broker for steps 4 and 6:
 #   HRMS_TEST_POSTGRES_URL) are stopped by an EXIT trap, whatever happened.
@@ -218,6 +221,15 @@ if [ -d tests_services ]; then
     run_step services --limit "$KWIRE_PYTHON" -m pytest -q -rs tests_services/
 else
     record skipped services "no tests_services/ folder"
+fi
+
+# 6b. HRMS event pipeline end to end: outbox -> Kafka -> consumers, with outages and poison ---------
+# (the suite starts and stops its own broker, SMTP server and services, on ports of its own)
+if [ -d tests_pipeline ]; then
+    export HRMS_TEST_BIN="${KWIRE_SCRATCH_PATH:-$ROOT/.build}/debug"
+    run_step pipeline --limit "$KWIRE_PYTHON" -m pytest -q -rs tests_pipeline/
+else
+    record skipped pipeline "no tests_pipeline/ folder"
 fi
 
 # 7. fuzz -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import Foundation
 import HRMSServiceKit
 import HRMSServiceSupport
+import HRMSEventPipeline
 
 /// One audit entry as served. `old_value`, `new_value` and `changes` are any JSON.
 public struct AuditEntry: Codable, Sendable, Equatable, NullEncodingRecord {
@@ -87,6 +88,25 @@ public enum AuditService {
         ServiceDefinition(name: .audit, migrations: migrations, openAPI: openAPI, routes: routes)
     }
 
+    /// The service (`.serve`: the API, and the audit consumer when AUDIT_CONSUMER_ENABLED and a broker
+    /// is configured) or the worker (`.worker`: the consumer with health and metrics routes only).
+    public static func definition(_ config: ServiceConfig, mode: ServiceMode) throws -> ServiceDefinition {
+        let consumerConfig = try mode.runsConsumer(config, enabledVariable: "AUDIT_CONSUMER_ENABLED") ? try consumerSettings(config) : nil
+        return ServiceDefinition(
+            name: .audit, migrations: migrations,
+            openAPI: mode == .worker ? OpenAPIDocument(title: "HRMS Audit worker", paths: [:], schemas: [:]) : openAPI,
+            routes: { router, env in if mode == .serve { routes(router, env) } },
+            services: { env in
+                guard let consumerConfig, let pipeline = try? EventPipelineSettings.fromEnvironment(config.env.values) else { return [] }
+                let consumer = makeConsumer(consumerConfig, env: env)
+                return [ConsumerService("audit consumer", logger: env.logger) {
+                    // A broker that lost its topics (in-memory, restarted) gets them back first.
+                    try await pipeline.topics.ensureExist(pipeline.client)
+                    try await consumer.run()
+                }]
+            })
+    }
+
     static func jsonText(_ value: JSONValue?) -> String? {
         guard let value, value != .null else { return nil }
         let encoder = JSONEncoder()
@@ -94,23 +114,23 @@ public enum AuditService {
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Stores one entry unless its event_id is already stored (idempotent); returns the stored entry.
-    /// The Audit consumer (issue 6) stores through here too.
+    /// Stores one entry unless its event_id is already stored (idempotent, also against a concurrent
+    /// insert of the same event: ON CONFLICT DO NOTHING); returns the stored entry and whether it is
+    /// new. The Audit consumer and the replay store through here too, with `id` = the event id so
+    /// that a replayed store equals the live one.
     public static func store(_ data: AuditData, eventId: String, serviceName: String, correlationId: String?,
-                             at createdAt: String = Timestamp.now(), in db: some DBExecutor) async throws -> AuditEntry {
-        if let row = try await db.queryOne("SELECT * FROM audit_logs WHERE event_id = ?", [eventId]) {
-            return try AuditEntry(row: row)
-        }
-        let id = UUID().uuidString.lowercased()
+                             id: String = UUID().uuidString.lowercased(), at createdAt: String = Timestamp.now(),
+                             in db: some DBExecutor) async throws -> (entry: AuditEntry, inserted: Bool) {
         try await db.execute(
-            "INSERT INTO audit_logs (id, event_id, user_id, action, resource_type, resource_id, description, old_value, new_value, changes, ip_address, user_agent, service_name, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_logs (id, event_id, user_id, action, resource_type, resource_id, description, old_value, new_value, changes, ip_address, user_agent, service_name, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
             [id, eventId, data.userId, data.action, data.resourceType, data.resourceId, data.description,
              jsonText(data.oldValue), jsonText(data.newValue), jsonText(data.changes), data.ipAddress, data.userAgent,
              serviceName, correlationId, createdAt])
-        guard let row = try await db.queryOne("SELECT * FROM audit_logs WHERE id = ?", [id]) else {
+        guard let row = try await db.queryOne("SELECT * FROM audit_logs WHERE event_id = ?", [eventId]) else {
             throw DatabaseError("audit entry vanished after insert")
         }
-        return try AuditEntry(row: row)
+        let entry = try AuditEntry(row: row)
+        return (entry, entry.id == id)
     }
 
     /// `YYYY-MM-DD` plus one day, for an inclusive end_date over ISO timestamps.
@@ -146,7 +166,7 @@ public enum AuditService {
             let service = try input.service_name.map { try Validate.nonEmpty($0, "service_name", max: 100) }
                 ?? (caller.isService ? caller.subject : "api")
             let entry = try await db.transaction { tx in
-                try await store(data, eventId: eventId, serviceName: service, correlationId: context.correlationId, in: tx)
+                try await store(data, eventId: eventId, serviceName: service, correlationId: context.correlationId, in: tx).entry
             }
             return JSONResponse(entry, status: .created)
         }

@@ -6,11 +6,11 @@ import Logging
 import NIOCore
 
 /// The outbox's HTTP path (`dual` and `http` modes, and the `kafka` mode's fallback): the old
-/// synchronous calls, `POST /api/v1/notifications/email` {to, subject, template, data} on the
-/// Notification service and `POST /api/v1/audit-logs` {user_id, action, resource_type, resource_id,
+/// synchronous calls, `POST /api/v1/notifications/email` {event_id, to, recipient_name, subject, template, data} on the
+/// Notification service and `POST /api/v1/audit-logs` {event_id, user_id, action, resource_type, resource_id,
 /// description, old_value, new_value, ip_address, user_agent} on the Audit service. Each call carries
-/// `X-Correlation-ID`, and `X-Event-ID` (also as `Idempotency-Key`) so that a receiver can drop the
-/// duplicates a fallback can cause.
+/// `X-Correlation-ID`, and the event id (`event_id` in the body, which both endpoints store idempotently,
+/// and `X-Event-ID`/`Idempotency-Key`) so that a receiver drops the duplicates a fallback can cause.
 public final class AsyncHTTPEventFallback: HTTPEventFallback {
     public struct Config: Sendable {
         /// `NOTIFICATION_SERVICE_URL`
@@ -76,7 +76,8 @@ public final class AsyncHTTPEventFallback: HTTPEventFallback {
         case .notification:
             let e = try JSONDecoder().decode(EventEnvelope<NotificationData>.self, from: Data(event.payload))
             let body: JSONValue = [
-                "to": .string(e.data.recipientEmail), "subject": .string(e.data.subject),
+                "event_id": .string(event.eventId), "to": .string(e.data.recipientEmail), "subject": .string(e.data.subject),
+                "recipient_name": e.data.recipientName.map { .string($0) } ?? .null,
                 "template": .string(e.data.templateName), "data": .object(e.data.templateData),
             ]
             return (join(config.notificationServiceURL, "/api/v1/notifications/email"), Array(try encoder.encode(body)))
@@ -84,7 +85,7 @@ public final class AsyncHTTPEventFallback: HTTPEventFallback {
             let e = try JSONDecoder().decode(EventEnvelope<AuditData>.self, from: Data(event.payload))
             let d = e.data
             let body: JSONValue = [
-                "user_id": d.userId.map { .string($0) } ?? .null, "action": .string(d.action),
+                "event_id": .string(event.eventId), "user_id": d.userId.map { .string($0) } ?? .null, "action": .string(d.action),
                 "resource_type": .string(d.resourceType), "resource_id": .string(d.resourceId),
                 "description": d.description.map { .string($0) } ?? .null,
                 "old_value": d.oldValue ?? .null, "new_value": d.newValue ?? .null,

@@ -56,6 +56,8 @@ public struct NotificationOutcome: Sendable, Equatable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
+    /// The event's data as received (recipient name, template, template data for the store).
+    public var data: NotificationData
 }
 
 /// The Notification service's record of what it did, keyed by event id.
@@ -146,7 +148,8 @@ public final class NotificationConsumer: Sendable {
         var outcome = NotificationOutcome(
             eventId: envelope.eventId, eventType: envelope.eventType, sourceService: envelope.sourceService,
             correlationId: envelope.correlationId, recipientEmail: envelope.data.recipientEmail, subject: envelope.data.subject,
-            body: nil, status: .sent, attempts: 0, error: nil, topic: record.topic, partition: record.partition, offset: record.offset)
+            body: nil, status: .sent, attempts: 0, error: nil, topic: record.topic, partition: record.partition, offset: record.offset,
+            data: envelope.data)
         let message: RenderedNotification
         do {
             message = try renderer.render(eventType: envelope.eventType, data: envelope.data)

@@ -290,6 +290,11 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
         progress.withLock { $0.lastError = error }
     }
 
+    /// Reads the outbox's depth and age into `status` and the gauges. The relay does so after each
+    /// round; call it too when a round may be long (a send to an unreachable broker waits up to the
+    /// delivery timeout), e.g. before answering readiness.
+    public func refreshStatus() async { await refreshGauges() }
+
     private func refreshGauges() async {
         let depth: Int
         let age: TimeInterval?

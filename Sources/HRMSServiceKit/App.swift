@@ -114,12 +114,24 @@ public enum HRMSApp {
         router.middlewares.add(ErrorMiddleware())
         router.middlewares.add(AuthMiddleware(verifier: verifier))
 
+        // The outbox relay of a producing service: poked after each commit that wrote events, it
+        // publishes on its own task (a request never waits for, nor fails with, the broker).
+        var readiness = definition.readiness(env)
+        var companions: [any Service] = []
+        if config.service.producesEvents {
+            let relay = try OutboxPublishing.makeRelay(config: config, db: db, tokens: tokens, http: http, logger: logger)
+            db.onOutboxCommit { relay.poke() }
+            readiness.append(("outbox relay", OutboxPublishing.readiness(relay)))
+            companions.append(OutboxRelayService(relay: relay))
+        }
+        let checks = readiness
+
         let document = definition.openAPI.complete(service: config.service)
         router.get("/health") { _, _ in JSONResponse(["status": "ok", "service": config.service.serviceName]) }
         router.get("/health/ready") { _, _ in
             var failures: [String] = []
             do { try await db.ping() } catch { failures.append("database unreachable") }
-            for (name, check) in definition.readiness(env) {
+            for (name, check) in checks {
                 if let why = await check() { failures.append("\(name): \(why)") }
             }
             if !failures.isEmpty { throw APIError.unavailable("not ready: " + failures.joined(separator: "; ")) }
@@ -132,7 +144,7 @@ public enum HRMSApp {
         router.get("/openapi.json") { _, _ in JSONResponse(document) }
         try definition.routes(router, env)
 
-        var services: [any Service] = definition.services(env)
+        var services: [any Service] = definition.services(env) + companions
         if let pg = db.postgresClient { services.insert(PostgresService(client: pg), at: 0) }
         services.append(ShutdownHook { try? await http.shutdown(); await db.close() })
         var app = Application(

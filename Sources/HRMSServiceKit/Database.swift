@@ -128,6 +128,8 @@ public final class Database: DBExecutor, Sendable {
     }
     let backend: Backend
     let logger: Logger
+    /// Called after a transaction that wrote outbox rows commits (the relay's poke).
+    private let outboxCommitted = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
     public var dialect: SQLDialect {
         switch backend {
         case .sqlite: .sqlite
@@ -189,14 +191,27 @@ public final class Database: DBExecutor, Sendable {
         }
     }
 
+    /// Runs `action` after every commit of a transaction that enqueued outbox events (after, never
+    /// inside: the request does not wait for the relay).
+    public func onOutboxCommit(_ action: @escaping @Sendable () -> Void) {
+        outboxCommitted.withLockedValue { $0 = action }
+    }
+
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<T: Sendable>(_ body: @Sendable (Transaction) async throws -> T) async throws -> T {
+        let wrote = NIOLockedValueBox(false)
+        let value = try await runTransaction(wrote, body)
+        if wrote.withLockedValue({ $0 }), let poke = outboxCommitted.withLockedValue({ $0 }) { poke() }
+        return value
+    }
+
+    private func runTransaction<T: Sendable>(_ wrote: NIOLockedValueBox<Bool>, _ body: @Sendable (Transaction) async throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let conn, let lock):
             return try await lock.withLock {
                 // IMMEDIATE takes the write lock now, so two writers never deadlock on an upgrade.
                 _ = try await Self.sqliteQuery(conn, "BEGIN IMMEDIATE", [])
-                let tx = Transaction(dialect: .sqlite) { sql, binds in try await Self.sqliteQuery(conn, sql, binds) }
+                let tx = Transaction(dialect: .sqlite, wroteOutbox: wrote) { sql, binds in try await Self.sqliteQuery(conn, sql, binds) }
                 do {
                     let value = try await body(tx)
                     _ = try await Self.sqliteQuery(conn, "COMMIT", [])
@@ -210,7 +225,7 @@ public final class Database: DBExecutor, Sendable {
             let logger = self.logger
             return try await client.withConnection { conn in
                 _ = try await Self.postgresQuery(conn, "BEGIN", [], logger)
-                let tx = Transaction(dialect: .postgres) { sql, binds in try await Self.postgresQuery(conn, sql, binds, logger) }
+                let tx = Transaction(dialect: .postgres, wroteOutbox: wrote) { sql, binds in try await Self.postgresQuery(conn, sql, binds, logger) }
                 do {
                     let value = try await body(tx)
                     _ = try await Self.postgresQuery(conn, "COMMIT", [], logger)
@@ -337,9 +352,11 @@ public final class Database: DBExecutor, Sendable {
 public struct Transaction: DBExecutor {
     public let dialect: SQLDialect
     let run: @Sendable (String, [any DBBindable]) async throws -> [DBRow]
+    let wroteOutbox: NIOLockedValueBox<Bool>
 
-    init(dialect: SQLDialect, run: @escaping @Sendable (String, [any DBBindable]) async throws -> [DBRow]) {
+    init(dialect: SQLDialect, wroteOutbox: NIOLockedValueBox<Bool>, run: @escaping @Sendable (String, [any DBBindable]) async throws -> [DBRow]) {
         self.dialect = dialect
+        self.wroteOutbox = wroteOutbox
         self.run = run
     }
 
@@ -353,6 +370,7 @@ public struct Transaction: DBExecutor {
                 [e.eventId, e.stream.rawValue, e.eventType, e.key, String(decoding: e.payload, as: UTF8.self),
                  e.correlationId, e.sourceService, Timestamp.now()])
         }
+        if !events.isEmpty { wroteOutbox.withLockedValue { $0 = true } }
     }
 }
 

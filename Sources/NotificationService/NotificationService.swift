@@ -1,4 +1,5 @@
 import Foundation
+import HRMSEventPipeline
 import HRMSMail
 import HRMSServiceKit
 import HRMSServiceSupport
@@ -137,14 +138,33 @@ public enum NotificationService {
             """,
             "CREATE INDEX notifications_status ON notifications (status, created_at)",
             "CREATE INDEX notifications_employee ON notifications (employee_id, created_at)",
-        ])
+        ]),
+        // Notifications made from events (issue 6) keep their event's type and correlation id.
+        Migration(2, "notification_events", [
+            "ALTER TABLE notifications ADD COLUMN event_type TEXT",
+            "ALTER TABLE notifications ADD COLUMN correlation_id TEXT",
+        ]),
     ]
 
     /// The definition needs the settings (SMTP_URL), so the executable uses `HRMSApp.main(.notification, make)`.
-    public static func definition(_ config: ServiceConfig) throws -> ServiceDefinition {
+    /// `.worker`: the notification consumer with the kit's health and metrics routes only.
+    public static func definition(_ config: ServiceConfig, mode: ServiceMode = .serve) throws -> ServiceDefinition {
         let mailer = try Mailer(config: config)
-        return ServiceDefinition(name: .notification, migrations: migrations, openAPI: openAPI,
-                                 routes: { router, env in routes(router, env, mailer: mailer) })
+        // Read now, so that a bad setting stops the start with a line naming it.
+        let consumerConfig = try mode.runsConsumer(config, enabledVariable: "NOTIFICATION_CONSUMER_ENABLED") ? try consumerSettings(config) : nil
+        return ServiceDefinition(
+            name: .notification, migrations: migrations,
+            openAPI: mode == .worker ? OpenAPIDocument(title: "HRMS Notification worker", paths: [:], schemas: [:]) : openAPI,
+            routes: { router, env in if mode == .serve { routes(router, env, mailer: mailer) } },
+            services: { env in
+                guard let consumerConfig, let pipeline = try? EventPipelineSettings.fromEnvironment(config.env.values) else { return [] }
+                let consumer = makeConsumer(consumerConfig, env: env, mailer: mailer)
+                return [ConsumerService("notification consumer", logger: env.logger) {
+                    // A broker that lost its topics (in-memory, restarted) gets them back first.
+                    try await pipeline.topics.ensureExist(pipeline.client)
+                    try await consumer.run()
+                }]
+            })
     }
 
     static func fetch(_ db: some DBExecutor, _ id: String) async throws -> NotificationRecord {
@@ -161,7 +181,7 @@ public enum NotificationService {
         do {
             let mail = try MailTemplates.builtIn.render(template, data: data)
             // The caller's subject wins (the old API's contract); the template gives the body.
-            return RenderedMail(subject: subject, text: mail.text, html: mail.html)
+            return RenderedMail(subject: subject.isEmpty ? mail.subject : subject, text: mail.text, html: mail.html)
         } catch .unknownTemplate(let name) {
             throw APIError.unprocessable("template: '\(name)' is not one of \(MailTemplates.builtIn.names.joined(separator: ", "))")
         } catch {
