@@ -77,6 +77,7 @@ public enum HRMSApp {
             FileHandle.standardError.write(Data("\(name.serviceName): \(error)\n".utf8))
             exit(2)
         }
+        HRMSMetrics.bootstrapProcess()
         do {
             let app = try await build(try await make(config), config: config)
             try await app.runService()

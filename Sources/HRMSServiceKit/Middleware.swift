@@ -35,18 +35,25 @@ struct CorrelationMiddleware<Context: ServiceRequestContext>: RouterMiddleware {
     }
 }
 
-/// The process's Prometheus registry; swift-metrics is bootstrapped onto it once.
+/// The process's Prometheus registry. The kit's own HTTP metrics are recorded through `factory`, so
+/// they reach the registry whether or not swift-metrics was bootstrapped; a service process
+/// (`HRMSApp.main`) also bootstraps swift-metrics onto it, once, so that the libraries' metrics
+/// (KafkaWire, the event pipeline) show in `/metrics` too. Apps built in tests leave the global
+/// bootstrap to the test process (which may have its own test factory).
 public enum HRMSMetrics {
-    public static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
+    public static let registry = PrometheusCollectorRegistry()
+
+    public static let factory: PrometheusMetricsFactory = {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
             .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
         ]
-        MetricsSystem.bootstrap(factory)
-        return registry
+        return factory
     }()
+
+    /// Called once by `HRMSApp.main`: swift-metrics allows one bootstrap per process.
+    static func bootstrapProcess() { MetricsSystem.bootstrap(factory) }
 
     /// Prometheus text exposition of everything recorded.
     public static func exposition() -> String { registry.emitToString() }
@@ -55,16 +62,18 @@ public enum HRMSMetrics {
 /// `http_requests_total{method,route,status}` and `http_request_duration_seconds{method,route}`, by
 /// route pattern (`/api/v1/employees/{id}`), not by raw path, so ids do not explode the label set.
 struct MetricsMiddleware<Context: ServiceRequestContext>: RouterMiddleware {
-    init() { _ = HRMSMetrics.registry }
+    init() {}
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let route = context.endpointPath.map(MetricsMiddleware.pattern) ?? "unmatched"
         let method = request.method.rawValue
-        Counter(label: "http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(response.status.code))]).increment()
+        Counter(label: "http_requests_total", dimensions: [("method", method), ("route", route), ("status", String(response.status.code))],
+                factory: HRMSMetrics.factory).increment()
         let elapsed = ContinuousClock.now - start
-        Timer(label: "http_request_duration_seconds", dimensions: [("method", method), ("route", route)]).record(duration: elapsed)
+        Timer(label: "http_request_duration_seconds", dimensions: [("method", method), ("route", route)], factory: HRMSMetrics.factory)
+            .record(duration: elapsed)
         return response
     }
 

@@ -909,6 +909,7 @@ public final class KafkaProducer: Sendable {
                 b.attempts += 1
                 var retry = error.isRetriable
                 var bump = false
+                var renew = false
                 if b.sequence >= 0, case let .broker(code, _) = error {
                     if code == .outOfOrderSequenceNumber {
                         retry = true
@@ -917,6 +918,12 @@ public final class KafkaProducer: Sendable {
                     } else if code == .unknownProducerId {
                         retry = true
                         bump = logStartOffset >= 0 && !b.sequenceReset
+                    } else if code == .producerFenced || code == .invalidProducerEpoch {
+                        // Not transactional, so nobody fences us on purpose: the broker lost our
+                        // producer state (a restart without logs) and gave our id to another
+                        // producer. Under a new producer id the partition restarts its sequences.
+                        retry = true
+                        renew = true
                     }
                 }
                 if error.invalidatesMetadata { leaderCache.withLock { $0[b.partition] = nil } }
@@ -927,6 +934,7 @@ public final class KafkaProducer: Sendable {
                     b.retryAt = now + backoffNanos(b.attempts)
                     lane.requeue(b)
                     if bump { bumpEpoch(&s, lane, b) }
+                    if renew { renewProducerId(&s, lane, b) }
                     return .retry(error)
                 }
                 b.done = true
@@ -967,6 +975,17 @@ public final class KafkaProducer: Sendable {
             s.identity = .ready(producerId: pid, epoch: epoch + 1)
         }
         logger.warning("bumping producer epoch", metadata: [
+            "producer_id": "\(pid)", "epoch": "\(epoch)", "partition": "\(b.partition)", "error": "\(b.lastError.map { "\($0)" } ?? "-")",
+        ])
+    }
+
+    /// Asks the broker for a new producer id (InitProducerId) because `b`'s was refused as fenced;
+    /// only a batch stamped with the current identity renews it, so one episode renews once.
+    private func renewProducerId(_ s: inout State, _ lane: Lane, _ b: Batch) {
+        lane.needsReset = true
+        guard case let .ready(pid, epoch) = s.identity, b.producerId == pid, b.epoch == epoch else { return }
+        s.identity = .pending
+        logger.warning("renewing producer id", metadata: [
             "producer_id": "\(pid)", "epoch": "\(epoch)", "partition": "\(b.partition)", "error": "\(b.lastError.map { "\($0)" } ?? "-")",
         ])
     }
