@@ -59,6 +59,10 @@ class Stack:
             "JWKS_URL": self.url("user-management") + "/.well-known/jwks.json",
             "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "HTTP_CLIENT_TIMEOUT_MS": "2000", "MAX_BODY_BYTES": str(MAX_BODY),
+            # This suite runs the HTTP APIs without a broker: outbox rows wait by design, and a relay
+            # that has waited past OUTBOX_STALLED_AFTER_MS turns /health/ready to 503. tests_pipeline/
+            # runs the relay against a real broker and checks that stalled readiness.
+            "OUTBOX_STALLED_AFTER_MS": "3600000",
         })
         for other in SERVICES:
             env[url_var(other)] = self.url(other)

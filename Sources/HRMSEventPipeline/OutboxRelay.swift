@@ -134,6 +134,24 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
     /// acknowledged, and marked sent, or left pending).
     public func run() async {
         logger.info("outbox relay started", metadata: ["mode": "\(config.settings.publishMode.rawValue)", "service": "\(config.serviceName)"])
+        // A round may be waiting on an unreachable broker (up to deliveryTimeoutMs): on cancellation
+        // close the producers at once, so that wait ends (its rows stay pending) and shutdown is prompt.
+        await withTaskCancellationHandler {
+            await relayUntilCancelled()
+        } onCancel: { [producers, wakeup] in
+            wakeup.poke()  // a round waiting out its retry delay ends it now
+            Task {
+                async let notification: [UndeliveredRecord] = producers.notification.close(timeoutMs: 2_000)
+                async let audit: [UndeliveredRecord] = producers.audit.close(timeoutMs: 2_000)
+                _ = await (notification, audit)
+            }
+        }
+        await producers.notification.close(timeoutMs: 2_000)
+        await producers.audit.close(timeoutMs: 2_000)
+        logger.info("outbox relay stopped", metadata: ["service": "\(config.serviceName)"])
+    }
+
+    private func relayUntilCancelled() async {
         var failures = 0
         while !Task.isCancelled {
             let outcome = await round()
@@ -150,9 +168,6 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
                 await wakeup.wait(timeoutMs: config.retry.delayMs(afterAttempt: failures))
             }
         }
-        await producers.notification.close(timeoutMs: 5_000)
-        await producers.audit.close(timeoutMs: 5_000)
-        logger.info("outbox relay stopped", metadata: ["service": "\(config.serviceName)"])
     }
 
     enum RoundOutcome: Equatable {
