@@ -21,8 +21,30 @@ extension Request {
 }
 
 public enum JSONInput {
+    /// Whether a JSON text has the escape `\u0000` in it (a raw NUL is not valid JSON anyway). An
+    /// escaped backslash is skipped whole, so the text `\\u0000` (a backslash, then "u0000") is not one.
+    static func containsEscapedNUL(_ data: Data) -> Bool {
+        let bytes = [UInt8](data)
+        var i = 0
+        while i + 5 < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\") {
+                if bytes[i + 1] == UInt8(ascii: "u"), bytes[i + 2] == UInt8(ascii: "0"), bytes[i + 3] == UInt8(ascii: "0"),
+                   bytes[i + 4] == UInt8(ascii: "0"), bytes[i + 5] == UInt8(ascii: "0") {
+                    return true
+                }
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        return false
+    }
+
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         if data.isEmpty { throw APIError.unprocessable("request body is empty; a JSON object is expected") }
+        // PostgreSQL text cannot hold U+0000 (it failed the insert with a 500) and no field has a use
+        // for it: refused up front, on both databases alike.
+        if containsEscapedNUL(data) { throw APIError.unprocessable("strings must not contain the NUL character (\\u0000)") }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as APIError {
