@@ -6,7 +6,7 @@ Ports (HRMS_PIPELINE_PORT_BASE, default 48000): services base + their digit (doc
 the workers base + 1 and base + 2 (the Employee and Leave digits, which this suite does not run); the
 broker HRMS_PIPELINE_BROKER_PORT (49092), SMTP HRMS_PIPELINE_SMTP_PORT (48025).
 Binaries from .build/debug (HRMS_TEST_BIN): notification-service, audit-service, user-management-service,
-kafkawire-interop, HRMSEventSamples.
+kafkawire-interop, hrms-event-samples.
 """
 import base64
 import json
@@ -244,8 +244,8 @@ def smtp():
 
 @pytest.fixture(scope="session")
 def samples():
-    exe = BIN / "HRMSEventSamples"
-    assert exe.exists(), f"{exe} is missing: swift build --product HRMSEventSamples"
+    exe = BIN / "hrms-event-samples"
+    assert exe.exists(), f"{exe} is missing: swift build --product hrms-event-samples"
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
