@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests_services"))
-sys.path.append(str(ROOT / "tests_pipeline" / "e2e"))  # after tests_services: its conftest is the one imported
+sys.path.append(str(ROOT / "tests_pipeline"))  # after tests_services: its conftest is the one imported
 from conftest import SERVICES, Client, Stack  # noqa: E402
 from pipeline_broker import Broker  # noqa: E402
 

@@ -14,8 +14,8 @@
 #   5b. pytest -q tests_events/             event schemas against the events the Swift code makes
 #   6. pytest -q tests_services/            the HRMS services' executables on SQLite and PostgreSQL
 #   6b. pytest -q tests_pipeline/           the event pipeline end to end: its own Tansu (port
-#                                           HRMS_PIPELINE_BROKER_PORT, 39092), aiosmtpd and all seven
-#                                           services (ports HRMS_PIPELINE_PORT_BASE+1..7, 38001-38007)
+#                                           HRMS_E2E_BROKER_PORT, 21092; consumers 22092), aiosmtpd and all seven
+#                                           services (ports HRMS_E2E_PORT_BASE+1..7, 21001-21007)
 #   7. bash scripts/fuzz.sh                 if that script exists
 #   the broker and PostgreSQL (scripts/postgres.sh, started after the broker for steps 4 and 6:
 #   HRMS_TEST_POSTGRES_URL) are stopped by an EXIT trap, whatever happened.

@@ -2,9 +2,10 @@
 server (aiosmtpd, Tests/HRMSMailTests/smtp_test_server.py), the User Management service (tokens and
 JWKS), and the Notification and Audit executables with their consumers on, all on loopback.
 
-Ports (HRMS_PIPELINE_PORT_BASE, default 48000): services base + their digit (docs/service-settings.md);
+Ports (HRMS_PIPELINE_PORT_BASE, default 22000): services base + their digit (docs/service-settings.md);
 the workers base + 1 and base + 2 (the Employee and Leave digits, which this suite does not run); the
-broker HRMS_PIPELINE_BROKER_PORT (49092), SMTP HRMS_PIPELINE_SMTP_PORT (48025).
+broker HRMS_PIPELINE_BROKER_PORT (22092), SMTP HRMS_PIPELINE_SMTP_PORT (22025). All below Linux's
+ephemeral range (32768-60999), so that no outgoing connection of the suite holds one of them.
 Binaries from .build/debug (HRMS_TEST_BIN): notification-service, audit-service, user-management-service,
 kafkawire-interop, hrms-event-samples.
 """
@@ -23,11 +24,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from pipeline_broker import Broker
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("HRMS_TEST_BIN", ROOT / ".build" / "debug"))
-PORT_BASE = int(os.environ.get("HRMS_PIPELINE_PORT_BASE", "48000"))
-BROKER_PORT = int(os.environ.get("HRMS_PIPELINE_BROKER_PORT", "49092"))
-SMTP_PORT = int(os.environ.get("HRMS_PIPELINE_SMTP_PORT", "48025"))
+PORT_BASE = int(os.environ.get("HRMS_PIPELINE_PORT_BASE", "22000"))
+BROKER_PORT = int(os.environ.get("HRMS_PIPELINE_BROKER_PORT", "22092"))
+SMTP_PORT = int(os.environ.get("HRMS_PIPELINE_SMTP_PORT", "22025"))
 BOOTSTRAP = f"127.0.0.1:{BROKER_PORT}"
 KCAT = os.environ.get("KWIRE_KCAT", str(ROOT / ".ci-work" / "bin" / "kcat"))
 ADMIN_EMAIL = "admin@hrms.test"
@@ -230,9 +233,12 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def broker():
-    subprocess.run(["bash", str(ROOT / "scripts" / "broker.sh"), "start", str(BROKER_PORT)], check=True)
+    """This suite's own Tansu (never the CI's shared broker named by KWIRE_BOOTSTRAP: the suite's
+    topics and groups must start empty)."""
+    b = Broker(BROKER_PORT)
+    b.start()
     yield BOOTSTRAP
-    subprocess.run(["bash", str(ROOT / "scripts" / "broker.sh"), "stop", str(BROKER_PORT)], check=False)
+    b.stop()
 
 
 @pytest.fixture(scope="session")

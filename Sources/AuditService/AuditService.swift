@@ -121,16 +121,17 @@ public enum AuditService {
     public static func store(_ data: AuditData, eventId: String, serviceName: String, correlationId: String?,
                              id: String = UUID().uuidString.lowercased(), at createdAt: String = Timestamp.now(),
                              in db: some DBExecutor) async throws -> (entry: AuditEntry, inserted: Bool) {
-        try await db.execute(
-            "INSERT INTO audit_logs (id, event_id, user_id, action, resource_type, resource_id, description, old_value, new_value, changes, ip_address, user_agent, service_name, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        // RETURNING says whether this statement inserted: the id alone cannot (the consumer uses the
+        // event id as the entry id, so a duplicate record would look new and be counted twice).
+        let inserted = try await db.query(
+            "INSERT INTO audit_logs (id, event_id, user_id, action, resource_type, resource_id, description, old_value, new_value, changes, ip_address, user_agent, service_name, correlation_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING id",
             [id, eventId, data.userId, data.action, data.resourceType, data.resourceId, data.description,
              jsonText(data.oldValue), jsonText(data.newValue), jsonText(data.changes), data.ipAddress, data.userAgent,
              serviceName, correlationId, createdAt])
         guard let row = try await db.queryOne("SELECT * FROM audit_logs WHERE event_id = ?", [eventId]) else {
             throw DatabaseError("audit entry vanished after insert")
         }
-        let entry = try AuditEntry(row: row)
-        return (entry, entry.id == id)
+        return (try AuditEntry(row: row), !inserted.isEmpty)
     }
 
     /// `YYYY-MM-DD` plus one day, for an inclusive end_date over ISO timestamps.

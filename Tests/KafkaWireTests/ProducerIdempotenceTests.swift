@@ -21,6 +21,10 @@ final class SequencingBroker: Sendable {
         case closeAfterAppend
         /// The broker forgets every producer first (as retention does), then handles the request.
         case forgetProducers
+        /// The broker restarted without its logs (as Tansu in memory does): it forgets every producer
+        /// and the ids it gave out, refuses any id it did not give since (UNKNOWN_PRODUCER_ID at
+        /// any sequence), and its next InitProducerId answers a new id.
+        case restartWithoutState
         /// Waits, then acts as the inner fault (so later requests queue up behind this one).
         indirect case after(delayMs: Int, Fault)
     }
@@ -55,10 +59,16 @@ final class SequencingBroker: Sendable {
                 return .respond(body: Scripted.metadata(port: port.withLock { $0 }, version: req.apiVersion, partitions: partitions),
                                 headerVersion: req.apiVersion >= 9 ? 1 : 0)
             case ApiKey.initProducerId.rawValue:
-                sim.state.withLock { $0.initRequests += 1 }
+                // A new id per request, as a broker gives a producer without a transactional id.
+                let id = sim.state.withLock { s in
+                    s.initRequests += 1
+                    let id = producerId!.id + Int64(s.initRequests - 1)
+                    s.issued.insert(id)
+                    return id
+                }
                 var r = InitProducerIdResponse()
                 r.errorCode = producerId!.error.rawValue
-                r.producerId = producerId!.id
+                r.producerId = id
                 r.producerEpoch = producerId!.epoch
                 return .respond(body: try! r.encoded(version: req.apiVersion), headerVersion: req.apiVersion >= 2 ? 1 : 0)
             case ApiKey.produce.rawValue:
@@ -104,6 +114,9 @@ private final class Sim: Sendable {
         var received: [Received] = []
         var produceRequests = 0
         var initRequests = 0
+        /// Producer ids given out since the last restart (checked only after a restart).
+        var issued: Set<Int64> = []
+        var restarted = false
     }
 
     let state = Mutex(State())
@@ -116,6 +129,12 @@ private final class Sim: Sendable {
             usleep(UInt32(ms) * 1000)
             return produce(req, fault: inner)
         case .forgetProducers: state.withLock { $0.producers.removeAll() }
+        case .restartWithoutState:
+            state.withLock {
+                $0.producers.removeAll()
+                $0.issued.removeAll()
+                $0.restarted = true
+            }
         default: break
         }
         var response = ProduceResponse()
@@ -152,6 +171,9 @@ private final class Sim: Sendable {
             let values = b.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
             let first = b.baseSequence
             let last = first + Int32(values.count) - 1
+            if b.producerId >= 0 && s.restarted && !s.issued.contains(b.producerId) {
+                return (.unknownProducerId, -1)
+            }
             if b.producerId >= 0 {
                 let known = s.producers[partition]?[b.producerId]
                 if let p = known {
@@ -284,6 +306,53 @@ private func sendSeparately(_ producer: KafkaProducer, partition: Int32 = 0, cou
         #expect(fake.log(0) == ["a", "b", "c", "d"])
         let got = fake.received.map { "\($0.values[0]) e\($0.epoch) s\($0.baseSequence) \($0.answer.name)" }
         #expect(got == ["a e3 s0 NONE", "b e3 s1 NONE", "c e3 s2 UNKNOWN_PRODUCER_ID", "c e4 s0 NONE", "d e4 s1 NONE"])
+        await producer.close()
+    }
+
+    /// The broker restarted without its state and does not know the producer id at all: the epoch
+    /// bump (sequence 0 under a new epoch) is refused too, so the producer asks for a new id and
+    /// the partition's sequences restart under it; every record is in the log once, in order.
+    @Test func aBrokerThatLostTheProducerIdGivesANewOne() async throws {
+        let fake = try SequencingBroker { n in n == 3 ? .restartWithoutState : .none }
+        let producer = KafkaProducer(config: fake.config())
+        for v in ["a", "b", "c", "d"] {
+            _ = try await producer.send(ProducerRecord(topic: "t", partition: 0, value: Array(v.utf8)))
+        }
+        #expect(fake.log(0) == ["a", "b", "c", "d"])
+        let got = fake.received.map { "\($0.values[0]) p\($0.producerId) e\($0.epoch) s\($0.baseSequence) \($0.answer.name)" }
+        #expect(got == ["a p4242 e3 s0 NONE", "b p4242 e3 s1 NONE", "c p4242 e3 s2 UNKNOWN_PRODUCER_ID",
+                        "c p4242 e4 s0 UNKNOWN_PRODUCER_ID", "c p4243 e3 s0 NONE", "d p4243 e3 s1 NONE"])
+        #expect(fake.initRequests == 2)
+        await producer.close()
+    }
+
+    /// DUPLICATE_SEQUENCE_NUMBER for a batch's first send: the broker holds somebody else's batch
+    /// under our id and sequence (a broker that lost its state gave our id out again). Counting it
+    /// delivered would lose the record: the producer takes a new id and the record is written.
+    @Test func aDuplicateOfABatchNeverSentBeforeIsNotTakenAsDelivered() async throws {
+        let fake = try SequencingBroker { n in n == 2 ? .error(.duplicateSequenceNumber) : .none }
+        let producer = KafkaProducer(config: fake.config())
+        for v in ["a", "b", "c"] {
+            _ = try await producer.send(ProducerRecord(topic: "t", partition: 0, value: Array(v.utf8)))
+        }
+        #expect(fake.log(0) == ["a", "b", "c"])
+        let got = fake.received.map { "\($0.values[0]) p\($0.producerId) e\($0.epoch) s\($0.baseSequence) \($0.answer.name)" }
+        #expect(got == ["a p4242 e3 s0 NONE", "b p4242 e3 s1 DUPLICATE_SEQUENCE_NUMBER", "b p4243 e3 s0 NONE", "c p4243 e3 s1 NONE"])
+        await producer.close()
+    }
+
+    /// PRODUCER_FENCED without transactions means the broker gave our id to someone else (it lost
+    /// its state): the producer takes a new id and restarts the partition's sequences.
+    @Test func aFencedProducerTakesANewProducerId() async throws {
+        let fake = try SequencingBroker { n in n == 2 ? .error(.producerFenced) : .none }
+        let producer = KafkaProducer(config: fake.config())
+        for v in ["a", "b", "c"] {
+            _ = try await producer.send(ProducerRecord(topic: "t", partition: 0, value: Array(v.utf8)))
+        }
+        #expect(fake.log(0) == ["a", "b", "c"])
+        let got = fake.received.map { "\($0.values[0]) p\($0.producerId) e\($0.epoch) s\($0.baseSequence) \($0.answer.name)" }
+        #expect(got == ["a p4242 e3 s0 NONE", "b p4242 e3 s1 PRODUCER_FENCED", "b p4243 e3 s0 NONE", "c p4243 e3 s1 NONE"])
+        #expect(fake.initRequests == 2)
         await producer.close()
     }
 

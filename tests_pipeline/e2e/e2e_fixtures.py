@@ -2,8 +2,8 @@
 seven real service executables with KAFKA_* pointing at the broker (SQLite storage).
 
 The stack, client and SMTP helpers are the ones of tests_services/ (imported, not copied); only the ports
-differ: services HRMS_E2E_PORT_BASE (38000) + the service's digit, broker HRMS_E2E_BROKER_PORT
-(39092), SMTP HRMS_E2E_SMTP_PORT (38025). Binaries from .build/debug (HRMS_TEST_BIN to override).
+differ: services HRMS_E2E_PORT_BASE (21000) + the service's digit, broker HRMS_E2E_BROKER_PORT
+(21092), SMTP HRMS_E2E_SMTP_PORT (21025). Binaries from .build/debug (HRMS_TEST_BIN to override).
 """
 import importlib.util
 import os
@@ -16,9 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_TESTS = ROOT / "tests_services"
-PORT_BASE = os.environ.get("HRMS_E2E_PORT_BASE", "38000")
-BROKER_PORT = int(os.environ.get("HRMS_E2E_BROKER_PORT", "39092"))
-SMTP_PORT = os.environ.get("HRMS_E2E_SMTP_PORT", "38025")
+PORT_BASE = os.environ.get("HRMS_E2E_PORT_BASE", "21000")
+BROKER_PORT = int(os.environ.get("HRMS_E2E_BROKER_PORT", "21092"))
+SMTP_PORT = os.environ.get("HRMS_E2E_SMTP_PORT", "21025")
 BOOTSTRAP = f"127.0.0.1:{BROKER_PORT}"
 PRODUCERS = ["user-management", "employee", "leave", "attendance", "compliance"]
 
@@ -27,6 +27,7 @@ os.environ["HRMS_TEST_PORT_BASE"] = PORT_BASE
 os.environ["HRMS_TEST_SMTP_PORT"] = SMTP_PORT
 sys.path.insert(0, str(SERVICES_TESTS))
 sys.path.insert(0, str(ROOT / "tests_pipeline" / "e2e"))
+sys.path.insert(0, str(ROOT / "tests_pipeline"))
 pytest.register_assert_rewrite("services2_support")
 _spec = importlib.util.spec_from_file_location("services_fixtures", SERVICES_TESTS / "conftest.py")
 services_fixtures = importlib.util.module_from_spec(_spec)

@@ -1,7 +1,6 @@
 """The event pipeline end to end (issue 6), through the real executables, a real Tansu broker and a real
 SMTP server: outbox -> relay -> Kafka -> consumers -> SMTP / audit store, with outages and poison."""
 import collections
-import pytest
 import datetime
 import json
 import subprocess
@@ -147,10 +146,6 @@ def test_c_consumers_down_200_operations_then_everything_arrives_once(client, st
     poll(lambda: delivered_once(stack, smtp, events), timeout=SLOW, interval=1)
 
 
-# Known open defect (issue 6): after the Tansu restart not every event arrived within the test's
-# deadline in the fresh-clone CI run (it passed in the helper's runs); reported as XFAIL, never as a
-# pass, until the cause (the relay/consumers after a broker that lost all state) is found.
-@pytest.mark.xfail(strict=False, reason="issue 6: broker-restart recovery not always complete in time; under investigation")
 def test_d_broker_down_operations_succeed_then_everything_arrives_once(client, stack, smtp, broker):
     user, _ = client.user_with_role("employee")   # needs User Management -> Employee, before the outage
     # Tansu keeps records in memory: what it acknowledged but nobody consumed dies with it (a durable

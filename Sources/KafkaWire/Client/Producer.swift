@@ -157,6 +157,9 @@ public final class KafkaProducer: Sendable {
         var sequence: Int32 = -1
         /// Its sequence was reassigned after an epoch bump (Java's sequenceHasBeenReset).
         var sequenceReset = false
+        /// Times sent with its current stamp: a DUPLICATE_SEQUENCE_NUMBER answer to the first
+        /// of them means somebody else's batch under our producer id, not an earlier attempt.
+        var sendsWithStamp = 0
         /// The encoded batch, kept so that a retry re-sends the same bytes (restamped if needed).
         var encoded: [UInt8]?
         var encodedStamp: (Int64, Int16, Int32) = (-1, -1, -1)
@@ -199,6 +202,7 @@ public final class KafkaProducer: Sendable {
                 b.epoch = epoch
                 b.sequence = nextSequence
                 b.sequenceReset = renumber
+                b.sendsWithStamp = 0
                 nextSequence = sequenceAdd(nextSequence, Int32(b.records.count))
             }
         }
@@ -645,6 +649,7 @@ public final class KafkaProducer: Sendable {
                             head.sequence = lane.nextSequence
                             lane.nextSequence = sequenceAdd(lane.nextSequence, Int32(head.records.count))
                         }
+                        head.sendsWithStamp += 1
                         lane.inFlight.append(head)
                         batches.append(head)
                     }
@@ -842,7 +847,7 @@ public final class KafkaProducer: Sendable {
             let code = KafkaErrorCode(rawValue: p.errorCode)
             if code == .none {
                 settle(b, .delivered(baseOffset: p.baseOffset, logAppendTime: p.logAppendTimeMs))
-            } else if code == .duplicateSequenceNumber && b.sequence >= 0 {
+            } else if code == .duplicateSequenceNumber && b.sequence >= 0 && sendsWithStamp(b) > 1 {
                 // The broker already has this batch (an earlier attempt's answer was lost).
                 settle(b, .delivered(baseOffset: p.baseOffset, logAppendTime: p.logAppendTimeMs))
             } else {
@@ -850,6 +855,8 @@ public final class KafkaProducer: Sendable {
             }
         }
     }
+
+    private func sendsWithStamp(_ b: Batch) -> Int { state.withLock { _ in b.sendsWithStamp } }
 
     /// The batch's bytes with its current producer stamp: encoded once, restamped when a retry
     /// carries a new epoch or sequence.
@@ -890,7 +897,8 @@ public final class KafkaProducer: Sendable {
     /// (TransactionManager.canRetry): OUT_OF_ORDER_SEQUENCE_NUMBER is retried, and bumps the epoch
     /// only when the batch is the next one the broker should have (a real gap, not an earlier batch
     /// that failed too); UNKNOWN_PRODUCER_ID (the broker lost our state, e.g. by retention) bumps
-    /// the epoch unless the batch was already renumbered or the broker did not say its log start.
+    /// the epoch unless the batch was already renumbered or the broker did not say its log start,
+    /// and asks for a new producer id when even sequence 0 was refused.
     private func settle(_ b: Batch, _ outcome: BatchOutcome) {
         let now = monotonicNanos()
         let decision = state.withLock { s -> Decision in
@@ -917,7 +925,21 @@ public final class KafkaProducer: Sendable {
                             && b.sequence == sequenceAdd(lane.lastAckedSequence, 1)
                     } else if code == .unknownProducerId {
                         retry = true
-                        bump = logStartOffset >= 0 && !b.sequenceReset
+                        if b.sequence == 0 {
+                            // Refused even as a fresh start: the broker does not know the id at
+                            // all (it lost the producer state it gave out, e.g. a restart without
+                            // logs), so no epoch of it will do. Kafka accepts sequence 0 from an
+                            // unknown producer and never gets here.
+                            renew = true
+                        } else {
+                            bump = logStartOffset >= 0 && !b.sequenceReset
+                        }
+                    } else if code == .duplicateSequenceNumber {
+                        // A duplicate of a batch never sent before with this stamp: another
+                        // producer has our id (a broker that lost its state gave it out again).
+                        // Taking it as delivered would lose the records: a new id, and again.
+                        retry = true
+                        renew = true
                     } else if code == .producerFenced || code == .invalidProducerEpoch {
                         // Not transactional, so nobody fences us on purpose: the broker lost our
                         // producer state (a restart without logs) and gave our id to another
@@ -979,7 +1001,8 @@ public final class KafkaProducer: Sendable {
         ])
     }
 
-    /// Asks the broker for a new producer id (InitProducerId) because `b`'s was refused as fenced;
+    /// Asks the broker for a new producer id (InitProducerId) because `b`'s was refused as fenced
+    /// or unknown;
     /// only a batch stamped with the current identity renews it, so one episode renews once.
     private func renewProducerId(_ s: inout State, _ lane: Lane, _ b: Batch) {
         lane.needsReset = true

@@ -5,7 +5,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 KCAT = os.environ.get("KWIRE_KCAT", str(ROOT / ".ci-work" / "bin" / "kcat"))
 TOPICS = ["notification-queue", "audit-queue", "notification-dlq", "audit-dlq"]
 
