@@ -57,7 +57,8 @@ def main():
             return
         results = []
         for label, mode, notification_up in [("kafka", "kafka", True), ("http", "http", True),
-                                             ("kafka, Notification stopped", "kafka", False)]:
+                                             ("kafka, Notification stopped", "kafka", False),
+                                             ("http, Notification stopped", "http", False)]:
             os.environ["EVENT_PUBLISH_MODE"] = mode   # the Stack passes the environment on
             stack.stop("leave")
             stack.start("leave")

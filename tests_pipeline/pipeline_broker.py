@@ -24,9 +24,12 @@ class Broker:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
 
-    def start(self):
+    def start(self, create_topics=True):
+        """Starts Tansu; with `create_topics`, creates the pipeline's topics as an operator would
+        (without: the services must recreate them themselves)."""
         broker_sh("start", self.port)
-        self.create_topics()
+        if create_topics:
+            self.create_topics()
 
     def stop(self):
         broker_sh("stop", self.port)

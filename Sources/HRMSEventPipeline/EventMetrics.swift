@@ -20,7 +20,8 @@ public enum EventMetrics {
     public static func outboxOldestAge(service: String) -> Gauge {
         Gauge(label: "hrms_outbox_oldest_age_seconds", dimensions: [("service", service)])
     }
-    public static func httpFallback(eventType: String) -> Counter {
+    /// Events delivered over the old HTTP endpoints (`http`/`dual` modes, or the `kafka` mode's fallback).
+    public static func httpDelivered(eventType: String) -> Counter {
         Counter(label: "hrms_events_http_fallback_total", dimensions: [("event_type", eventType)])
     }
 }

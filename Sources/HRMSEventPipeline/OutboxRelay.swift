@@ -12,12 +12,15 @@ public struct OutboxRow: Sendable, Hashable {
     public var createdAt: Date
     /// Failed relay attempts so far.
     public var attempts: Int
+    /// `dual` mode: the synchronous HTTP call made in the request succeeded (Kafka is still due).
+    public var httpDelivered: Bool
 
-    public init(seq: Int64, event: OutboxEvent, createdAt: Date, attempts: Int = 0) {
+    public init(seq: Int64, event: OutboxEvent, createdAt: Date, attempts: Int = 0, httpDelivered: Bool = false) {
         self.seq = seq
         self.event = event
         self.createdAt = createdAt
         self.attempts = attempts
+        self.httpDelivered = httpDelivered
     }
 }
 
@@ -30,6 +33,9 @@ public protocol OutboxStore: Sendable {
     func markSent(_ seqs: [Int64]) async throws
     /// A relay attempt failed; the row stays pending.
     func recordFailure(seq: Int64, error: String) async throws
+    /// The request's synchronous HTTP call delivered these events (`http`/`dual` modes); with
+    /// `done` (the `http` mode) they are sent, otherwise Kafka is still due.
+    func markHTTPDelivered(eventIds: [String], done: Bool) async throws
     /// Number of unsent rows.
     func depth() async throws -> Int
     /// Age of the oldest unsent row; nil when there is none.
@@ -94,6 +100,7 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
         var oldestAge: TimeInterval?
         var lastProgress = Date()
         var lastError: String?
+        var lastTopicCreation: Date?
     }
     private let progress = Mutex(Progress())
 
@@ -118,6 +125,38 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
 
     /// Relay now rather than at the next poll.
     public func poke() { wakeup.poke() }
+
+    /// After a commit that wrote `events`: pokes the relay (`kafka`), or first makes the old
+    /// stack's synchronous HTTP calls (`http`, `dual`: the request waits for them, as it did). A
+    /// failed call is logged and left to the relay, which repeats it: the event is never lost, and
+    /// the business change (committed) never fails because of it.
+    public func committed(_ events: [OutboxEvent]) async {
+        let mode = config.settings.publishMode
+        if mode == .dual { poke() }  // Kafka meanwhile
+        if mode != .kafka, let fallback {
+            var delivered: [String] = []
+            for event in events {
+                do {
+                    try await fallback.deliver(event)
+                    delivered.append(event.eventId)
+                    EventMetrics.httpDelivered(eventType: event.eventType).increment()
+                } catch {
+                    logger.warning("synchronous event call failed, the relay repeats it", metadata: [
+                        "event_id": "\(event.eventId)", "correlation_id": "\(event.correlationId ?? "-")", "error": "\(error)",
+                    ])
+                }
+            }
+            if !delivered.isEmpty {
+                do {
+                    try await store.markHTTPDelivered(eventIds: delivered, done: mode == .http)
+                } catch {
+                    // Unmarked: the relay calls again, the endpoints take an event id once.
+                    logger.error("marking outbox rows delivered failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        if mode != .dual { poke() }
+    }
 
     public var status: Status {
         progress.withLock { p in
@@ -218,17 +257,25 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
             }
         }
         var kafkaOK = Set<Int64>()
+        var missingTopic = false
         if !viaKafka.isEmpty {
             for (row, result) in zip(viaKafka, await publish(viaKafka)) {
                 switch result {
                 case .success: kafkaOK.insert(row.seq)
-                case let .failure(error): failures.append((row, "kafka: \(error)"))
+                case let .failure(error):
+                    failures.append((row, "kafka: \(error)"))
+                    missingTopic = missingTopic || Self.isMissingTopic(error)
                 }
             }
         }
-        // dual: the HTTP call too, for the rows Kafka has; the row is sent once both have it (a retry
-        // may publish it to Kafka again: the consumers absorb duplicates by event_id).
-        if mode == .dual { viaHTTP = viaKafka.filter { kafkaOK.contains($0.seq) } } else { sent += viaKafka.map(\.seq).filter { kafkaOK.contains($0) } }
+        if missingTopic { await createTopics() }
+        // dual: the HTTP call too (unless the request's call succeeded), for the rows Kafka has; the
+        // row is sent once both have it (a retry may publish it to Kafka again: the consumers absorb
+        // duplicates by event_id).
+        if mode == .dual {
+            sent += viaKafka.filter { kafkaOK.contains($0.seq) && $0.httpDelivered }.map(\.seq)
+            viaHTTP = viaKafka.filter { kafkaOK.contains($0.seq) && !$0.httpDelivered }
+        } else { sent += viaKafka.map(\.seq).filter { kafkaOK.contains($0) } }
         for row in viaHTTP {
             guard let fallback else {
                 failures.append((row, "http: no HTTP client configured for mode \(mode.rawValue)"))
@@ -237,7 +284,7 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
             do {
                 try await fallback.deliver(row.event)
                 sent.append(row.seq)
-                EventMetrics.httpFallback(eventType: row.event.eventType).increment()
+                EventMetrics.httpDelivered(eventType: row.event.eventType).increment()
             } catch {
                 failures.append((row, "http: \(error)"))
             }
@@ -264,6 +311,33 @@ public final class OutboxRelay<Store: OutboxStore>: Sendable {
             return .failed
         }
         return .progressed(full: rows.count >= config.batchSize)
+    }
+
+    static func isMissingTopic(_ error: KafkaError) -> Bool {
+        switch error {
+        case .unknownTopicOrPartition: true
+        case let .broker(code, _): code == .unknownTopicOrPartition
+        default: false
+        }
+    }
+
+    /// The broker does not have a topic (one without auto-creation that lost them: an in-memory
+    /// broker restarted): the relay creates the pipeline's topics, at most every few seconds, and
+    /// the rows go at the next round. A broker that refuses (no CREATE right, topics managed by
+    /// the Strimzi topic operator) is only logged.
+    private func createTopics() async {
+        let due = progress.withLock { p in
+            if let last = p.lastTopicCreation, Date().timeIntervalSince(last) < 5 { return false }
+            p.lastTopicCreation = Date()
+            return true
+        }
+        guard due else { return }
+        do {
+            try await config.settings.topics.ensureExist(config.settings.client)
+            logger.notice("the broker did not have the pipeline's topics: created them", metadata: ["topics": "\(config.settings.topics.all)"])
+        } catch {
+            logger.warning("creating the pipeline's topics failed", metadata: ["error": "\(error)"])
+        }
     }
 
     private func publish(_ rows: [OutboxRow]) async -> [Result<RecordMetadata, KafkaError>] {

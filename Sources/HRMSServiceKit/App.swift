@@ -116,14 +116,15 @@ public enum HRMSApp {
         router.middlewares.add(AuthMiddleware(verifier: verifier))
 
         // The outbox relay of a producing service: poked after each commit that wrote events, it
-        // publishes on its own task (a request never waits for, nor fails with, the broker).
+        // publishes on its own task (a request never waits for, nor fails with, the broker). In the
+        // `http`/`dual` modes the request makes the old synchronous calls after its commit.
         var readiness = definition.readiness(env)
         var companions: [any Service] = []
         if config.service.producesEvents {
             let relay = try OutboxPublishing.makeRelay(config: config, db: db, tokens: tokens, http: http, logger: logger)
-            db.onOutboxCommit { relay.poke() }
+            db.onOutboxCommit { events in await relay.committed(events) }
             readiness.append(("outbox relay", OutboxPublishing.readiness(relay)))
-            companions.append(OutboxRelayService(relay: relay))
+            companions.append(OutboxRelayService(relay: relay, db: db))
         }
         let checks = readiness
 

@@ -129,7 +129,10 @@ public final class Database: DBExecutor, Sendable {
     let backend: Backend
     let logger: Logger
     /// Called after a transaction that wrote outbox rows commits (the relay's poke).
-    private let outboxCommitted = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    private let outboxCommitted = NIOLockedValueBox<(@Sendable ([OutboxEvent]) async -> Void)?>(nil)
+    private let migratedBox = NIOLockedValueBox(false)
+    /// `migrate` has completed: the schema is the one this build expects.
+    public var migrated: Bool { migratedBox.withLockedValue { $0 } }
     public var dialect: SQLDialect {
         switch backend {
         case .sqlite: .sqlite
@@ -191,21 +194,24 @@ public final class Database: DBExecutor, Sendable {
         }
     }
 
-    /// Runs `action` after every commit of a transaction that enqueued outbox events (after, never
-    /// inside: the request does not wait for the relay).
-    public func onOutboxCommit(_ action: @escaping @Sendable () -> Void) {
+    /// Runs `action` with the events after every commit of a transaction that enqueued outbox
+    /// events (after, never inside: a failure in it cannot undo the change). `transaction` returns
+    /// when it has: the `kafka` mode only pokes the relay, the `http`/`dual` modes make the old
+    /// synchronous calls there, as the old stack did inside the request.
+    public func onOutboxCommit(_ action: @escaping @Sendable ([OutboxEvent]) async -> Void) {
         outboxCommitted.withLockedValue { $0 = action }
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<T: Sendable>(_ body: @Sendable (Transaction) async throws -> T) async throws -> T {
-        let wrote = NIOLockedValueBox(false)
+        let wrote = NIOLockedValueBox<[OutboxEvent]>([])
         let value = try await runTransaction(wrote, body)
-        if wrote.withLockedValue({ $0 }), let poke = outboxCommitted.withLockedValue({ $0 }) { poke() }
+        let events = wrote.withLockedValue { $0 }
+        if !events.isEmpty, let committed = outboxCommitted.withLockedValue({ $0 }) { await committed(events) }
         return value
     }
 
-    private func runTransaction<T: Sendable>(_ wrote: NIOLockedValueBox<Bool>, _ body: @Sendable (Transaction) async throws -> T) async throws -> T {
+    private func runTransaction<T: Sendable>(_ wrote: NIOLockedValueBox<[OutboxEvent]>, _ body: @Sendable (Transaction) async throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let conn, let lock):
             return try await lock.withLock {
@@ -260,6 +266,7 @@ public final class Database: DBExecutor, Sendable {
                 logger.info("migration applied", metadata: ["scope": "\(scope)", "version": "\(m.version)", "name": "\(m.name)"])
             }
         }
+        migratedBox.withLockedValue { $0 = true }
     }
 
     // MARK: backends
@@ -352,9 +359,9 @@ public final class Database: DBExecutor, Sendable {
 public struct Transaction: DBExecutor {
     public let dialect: SQLDialect
     let run: @Sendable (String, [any DBBindable]) async throws -> [DBRow]
-    let wroteOutbox: NIOLockedValueBox<Bool>
+    let wroteOutbox: NIOLockedValueBox<[OutboxEvent]>
 
-    init(dialect: SQLDialect, wroteOutbox: NIOLockedValueBox<Bool>, run: @escaping @Sendable (String, [any DBBindable]) async throws -> [DBRow]) {
+    init(dialect: SQLDialect, wroteOutbox: NIOLockedValueBox<[OutboxEvent]>, run: @escaping @Sendable (String, [any DBBindable]) async throws -> [DBRow]) {
         self.dialect = dialect
         self.wroteOutbox = wroteOutbox
         self.run = run
@@ -370,7 +377,7 @@ public struct Transaction: DBExecutor {
                 [e.eventId, e.stream.rawValue, e.eventType, e.key, String(decoding: e.payload, as: UTF8.self),
                  e.correlationId, e.sourceService, Timestamp.now()])
         }
-        if !events.isEmpty { wroteOutbox.withLockedValue { $0 = true } }
+        wroteOutbox.withLockedValue { $0 += events }
     }
 }
 
@@ -387,7 +394,10 @@ public enum Outbox {
                 """,
                 "CREATE INDEX outbox_unsent ON outbox (sent_at, seq)",
             ]
-        }
+        },
+        // The `dual` mode's synchronous HTTP call, made in the request: the relay repeats it only
+        // for rows where it failed.
+        Migration(2, "outbox http delivery", ["ALTER TABLE outbox ADD COLUMN http_sent_at TEXT"]),
     ]
 }
 

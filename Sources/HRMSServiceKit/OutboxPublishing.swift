@@ -15,7 +15,7 @@ public struct DatabaseOutboxStore: OutboxStore {
 
     public func fetchPending(limit: Int) async throws -> [OutboxRow] {
         let rows = try await db.query(
-            "SELECT seq, event_id, stream, event_type, message_key, payload, correlation_id, source_service, created_at, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, stream, event_type, message_key, payload, correlation_id, source_service, created_at, attempts, http_sent_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
             [limit])
         return try rows.map { row in
             let streamName = try row.string("stream")
@@ -28,7 +28,8 @@ public struct DatabaseOutboxStore: OutboxStore {
                 sourceService: try row.string("source_service"), payload: Array(try row.string("payload").utf8))
             let created = try row.string("created_at")
             return OutboxRow(seq: Int64(try row.int("seq")), event: event,
-                             createdAt: EventTime.parse(created) ?? Date(), attempts: row.optionalInt("attempts") ?? 0)
+                             createdAt: EventTime.parse(created) ?? Date(), attempts: row.optionalInt("attempts") ?? 0,
+                             httpDelivered: row.optionalString("http_sent_at") != nil)
         }
     }
 
@@ -39,6 +40,17 @@ public struct DatabaseOutboxStore: OutboxStore {
             let chunk = seqs[start..<min(start + 500, seqs.count)]
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
             _ = try await db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL WHERE seq IN (\(marks))", [now] + chunk.map { $0 as any DBBindable })
+        }
+    }
+
+    public func markHTTPDelivered(eventIds: [String], done: Bool) async throws {
+        let now = Timestamp.now()
+        let sets = done ? "http_sent_at = ?, sent_at = ?, last_error = NULL" : "http_sent_at = ?"
+        let stamps: [any DBBindable] = done ? [now, now] : [now]
+        for start in stride(from: 0, to: eventIds.count, by: 500) {
+            let chunk = eventIds[start..<min(start + 500, eventIds.count)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            _ = try await db.execute("UPDATE outbox SET \(sets) WHERE event_id IN (\(marks))", stamps + chunk.map { $0 as any DBBindable })
         }
     }
 
@@ -60,7 +72,12 @@ public struct DatabaseOutboxStore: OutboxStore {
 /// The outbox relay as a companion of the server: relays until graceful shutdown.
 struct OutboxRelayService: Service {
     let relay: OutboxRelay<DatabaseOutboxStore>
+    let db: Database
     func run() async throws {
+        // Companions start beside the server's migrations: the outbox is read once they are done.
+        while !db.migrated {
+            do { try await Task.sleep(nanoseconds: 50_000_000) } catch { return }
+        }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await relay.run() }

@@ -158,8 +158,7 @@ struct OutboxBrokerOutageTests {
         #expect(try await store.depth() == during.count)
 
         try Self.broker("start")
-        // The in-memory broker lost its topics: create them again (auto-creation would too).
-        try Self.recreateTopics(settings.topics)
+        // The in-memory broker lost its topics: the relay creates them again.
         #expect(await eventually(60) { (try? await store.depth()) == 0 })
         print("[outage test] outbox drained: depth \((try? await store.depth()) ?? -1)")
         running.cancel()

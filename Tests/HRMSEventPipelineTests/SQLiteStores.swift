@@ -67,7 +67,8 @@ final class SQLiteOutboxStore: OutboxStore {
         _ = try await db.query("""
             CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, stream TEXT NOT NULL,
               event_type TEXT NOT NULL, message_key TEXT NOT NULL, correlation_id TEXT, source_service TEXT NOT NULL,
-              payload TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)
+              payload TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+              http_sent_at REAL)
             """)
     }
 
@@ -93,7 +94,8 @@ final class SQLiteOutboxStore: OutboxStore {
                 payload: Array(r.column("payload")!.string!.utf8))
             return OutboxRow(seq: Int64(r.column("seq")!.integer!), event: event,
                              createdAt: Date(timeIntervalSince1970: r.column("created_at")!.double!),
-                             attempts: r.column("attempts")!.integer!)
+                             attempts: r.column("attempts")!.integer!,
+                             httpDelivered: !(r.column("http_sent_at")?.isNull ?? true))
         }
     }
 
@@ -101,6 +103,16 @@ final class SQLiteOutboxStore: OutboxStore {
         let now = Date().timeIntervalSince1970
         try await db.exclusive(transaction: true) { c in
             for s in seqs { _ = try await c.query("UPDATE outbox SET sent_at = ? WHERE seq = ?", [.float(now), .integer(Int(s))]) }
+        }
+    }
+
+    func markHTTPDelivered(eventIds: [String], done: Bool) async throws {
+        let now = Date().timeIntervalSince1970
+        try await db.exclusive(transaction: true) { c in
+            for id in eventIds {
+                _ = try await c.query("UPDATE outbox SET http_sent_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE event_id = ?",
+                                      [.float(now), .integer(done ? 1 : 0), .float(now), .text(id)])
+            }
         }
     }
 

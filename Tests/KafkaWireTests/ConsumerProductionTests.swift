@@ -271,6 +271,35 @@ struct GroupConsumerServiceTests {
 }
 
 /// Shutdown with the broker gone: a fake coordinator that disappears.
+extension GroupConsumerServiceTests {
+    /// A member subscribed to a topic that does not exist yet (or that a broker lost in a restart)
+    /// joins with nothing to read; once the topic is created it gets the partitions and reads.
+    @Test func aTopicCreatedAfterTheJoinIsAssignedAndRead() async throws {
+        let topic = "late-\(UInt32.random(in: 0...UInt32.max))"
+        let group = "late-group-\(topic)"
+        let member = KafkaGroupConsumer(config: Self.groupConfig(group, clientId: "late-\(topic)", sessionTimeoutMs: 6_000), topics: [topic])
+        let watchdog = Task {
+            try await Task.sleep(nanoseconds: 40_000_000_000)
+            await member.close()
+        }
+        try await Task.sleep(nanoseconds: 5_000_000_000)  // Tansu holds the join for 3 s
+        #expect(member.assignment.isEmpty)
+        let admin = KafkaAdmin(config: TestBroker.client())
+        try await admin.createTopics([.init(name: topic, partitions: 2)], ignoreExisting: false)
+        await admin.close()
+        _ = try await produce(topic, [ProducerRecord(topic: topic, value: Array("after".utf8))])
+        var got: [String] = []
+        for try await r in member.records {
+            got.append(String(decoding: r.value ?? [], as: UTF8.self))
+            break
+        }
+        watchdog.cancel()
+        #expect(got == ["after"])
+        #expect(member.assignment.count == 2)
+        await member.close()
+    }
+}
+
 @Suite(.timeLimit(.minutes(1))) struct GroupConsumerServiceFaultTests {
     @Test func shutdownWithTheBrokerGoneEndsWithinTheDeadline() async throws {
         let b = try GroupBroker()

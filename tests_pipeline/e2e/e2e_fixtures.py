@@ -49,7 +49,7 @@ class PipelineStack(Stack):
     def env(self, name):
         env = super().env(name)
         env.update({
-            "LOG_LEVEL": "info",
+            "LOG_LEVEL": os.environ.get("HRMS_E2E_LOG_LEVEL", "info"),
             "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
             "KAFKA_NOTIFICATION_TOPIC": "notification-queue", "KAFKA_AUDIT_TOPIC": "audit-queue",
             # Tansu holds a group join for half the session timeout: short sessions keep restarts quick.

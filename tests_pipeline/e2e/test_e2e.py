@@ -165,7 +165,7 @@ def test_d_broker_down_operations_succeed_then_everything_arrives_once(client, s
     text = requests.get(stack.url("employee") + "/metrics", timeout=5).text
     assert metric(text, "hrms_outbox_depth", service="employee-service") >= 40
     assert metric(text, "hrms_outbox_oldest_age_seconds", service="employee-service") > 0
-    broker.start()   # in-memory: the topics are recreated
+    broker.start(create_topics=False)   # in-memory: topics lost; the relays create them again
     events = outbox(stack, "employee", user["employee_id"])
     poll(lambda: delivered_once(stack, smtp, events), timeout=SLOW, interval=1)
     poll(lambda: requests.get(stack.url("employee") + "/health/ready", timeout=5).status_code == 200, timeout=60)
@@ -217,17 +217,70 @@ def test_f_audit_replay_into_a_fresh_database_equals_the_live_store(client, stac
     assert keep(replayed) and keep(replayed) == keep(live)
 
 
-def test_http_mode_delivers_through_the_old_endpoints(client, stack, smtp):
-    """EVENT_PUBLISH_MODE=http (the rollback plan): the relay calls the Notification and Audit endpoints."""
-    stack.restart("user-management", EVENT_PUBLISH_MODE="http")
+def outbox_marks(stack, service, key):
+    """{event_id: (http_sent_at, sent_at, last_error)} of the outbox rows about one entity."""
+    rows = stack.sql(service, f"SELECT event_id, http_sent_at, sent_at, last_error FROM outbox WHERE message_key = '{key}'")
+    return {r[0]: tuple(x or None for x in r[1:4]) for r in rows}
+
+
+def signup(client, corr):
     body = {"email": f"h{uuid.uuid4().hex[:10]}@example.com", "password": "Secret123!", "first_name": "Hal", "last_name": "Lo"}
-    corr = cid()
     r = client.req("POST", "user-management", "/api/v1/auth/signup", json=body, headers={"X-Correlation-ID": corr})
     assert r.status_code == 201, r.text
-    events = outbox(stack, "user-management", r.json()["user_id"])
-    poll(lambda: delivered_once(stack, smtp, events), timeout=60)
-    [entry] = [e for e in audit_entries(client, client.admin_token(), user_id=r.json()["user_id"]) if e["action"] == "create"]
+    return r.json()["user_id"]
+
+
+def test_http_mode_calls_the_old_endpoints_inside_the_request(client, stack, smtp):
+    """EVENT_PUBLISH_MODE=http (the rollback plan): as the old stack did, the request itself calls the
+    Notification and Audit endpoints after its commit; when it answers, both have the events."""
+    stack.restart("user-management", EVENT_PUBLISH_MODE="http")
+    corr = cid()
+    user_id = signup(client, corr)
+    marks = outbox_marks(stack, "user-management", user_id)   # read at once: no polling
+    assert len(marks) == 2 and all(http and sent and not error for http, sent, error in marks.values()), marks
+    ids = ",".join(f"'{k}'" for k in marks)
+    assert len(stack.sql("notification", f"SELECT event_id FROM notifications WHERE event_id IN ({ids})")) == 1
+    assert len(stack.sql("audit", f"SELECT event_id FROM audit_logs WHERE event_id IN ({ids})")) == 1
+    [entry] = [e for e in audit_entries(client, client.admin_token(), user_id=user_id) if e["action"] == "create"]
     assert entry["correlation_id"] == corr
+    poll(lambda: delivered_once(stack, smtp, outbox(stack, "user-management", user_id)), timeout=60)
+
+
+def test_http_mode_with_notification_down_succeeds_and_delivers_later(client, stack, smtp):
+    """The old stack's failure mode removed: Notification down, the request still succeeds (it waited
+    for the refused call), the event stays in the outbox and arrives once Notification is back."""
+    stack.restart("user-management", EVENT_PUBLISH_MODE="http", HTTP_CLIENT_TIMEOUT_MS=1000)
+    stack.stop("notification")
+    try:
+        user_id = signup(client, cid())
+        marks = outbox_marks(stack, "user-management", user_id)
+        pending = [m for m in marks.values() if not m[1]]
+        assert len(pending) == 1, marks   # the audit call went through; the notification waits
+    finally:
+        stack.start("notification")
+    poll(lambda: delivered_once(stack, smtp, outbox(stack, "user-management", user_id)), timeout=SLOW, interval=1)
+
+
+def test_dual_mode_calls_the_old_endpoints_and_publishes_to_kafka_once_each(client, stack, smtp, broker):
+    """EVENT_PUBLISH_MODE=dual (the migration weeks): the request's synchronous calls and Kafka; the
+    consumers take the Kafka copies as duplicates (one mail, one audit entry)."""
+    stack.restart("user-management", EVENT_PUBLISH_MODE="dual")
+    consumed = [("notification", "user.created", "notification-service-group"), ("audit", "audit.user.create", "audit-service-group")]
+
+    def counts():
+        return [metric(requests.get(stack.url(svc) + "/metrics", timeout=5).text, "hrms_events_consumed_total",
+                       event_type=t, group=g) or 0 for svc, t, g in consumed]
+    before = counts()
+    user_id = signup(client, cid())
+    marks = outbox_marks(stack, "user-management", user_id)
+    assert len(marks) == 2 and all(http for http, _, _ in marks.values()), marks
+    poll(lambda: all(sent for _, sent, _ in outbox_marks(stack, "user-management", user_id).values()), timeout=60)
+    for topic in ("notification-queue", "audit-queue"):
+        on_topic = [r for r in broker.records(topic) if r["value"] and r["value"].get("event_id") in marks]
+        assert len(on_topic) == 1, topic
+    # Both consumers have handled their Kafka copy (their counters moved): still one of each.
+    poll(lambda: all(now > then for now, then in zip(counts(), before)), timeout=60)
+    assert delivered_once(stack, smtp, outbox(stack, "user-management", user_id))
 
 
 def test_producers_start_without_a_broker_and_report_stalled(stack, broker):

@@ -106,6 +106,10 @@ public final class KafkaGroupConsumer: Sendable {
         var pollExpired = false
         var closed = false
         var fatal: KafkaError?
+        /// The leader's view of the subscribed topics' partition counts when it assigned (a
+        /// missing topic has none); nil when this member is no leader.
+        var assignedPartitionCounts: [String: Int]?
+        var nextTopicCheck: UInt64 = 0
     }
     let membership = Mutex(Membership())
     private let wake = Signal()
@@ -387,6 +391,7 @@ public final class KafkaGroupConsumer: Sendable {
                     lastAutoCommit = now
                     await autoCommit()
                 }
+                if !pollExpired { await watchSubscribedTopics(now) }
                 // A heartbeat or a commit asked for a rejoin (or another heartbeat): at once.
                 if membership.withLock({ ($0.needsJoin && !$0.pollExpired) || $0.heartbeatNow }) { continue }
                 let next = min(lastHeartbeat + interval,
@@ -698,6 +703,7 @@ public final class KafkaGroupConsumer: Sendable {
             m.memberId = response.memberId
             m.generationId = response.generationId
             m.protocolName = response.protocolName
+            m.assignedPartitionCounts = nil
         }
         logger.debug("joined group", metadata: [
             "group": "\(config.groupId)", "member": "\(response.memberId)", "generation": "\(response.generationId)",
@@ -762,10 +768,45 @@ public final class KafkaGroupConsumer: Sendable {
         for topic in allTopics {
             if let t = try? await cluster.topic(topic) { counts[topic] = t.partitions.count }
         }
+        membership.withLock { m in
+            m.assignedPartitionCounts = counts
+            m.nextTopicCheck = 0  // a missing topic is watched from now on
+        }
         let plan = assignor.assign(members: members, partitionCounts: counts)
         logger.debug("leader computed assignment", metadata: ["group": "\(config.groupId)", "assignor": "\(name)", "members": "\(members.count)"])
         return members.map { m in
             .init(memberId: m.memberId, assignment: ConsumerProtocol.encodeAssignment(plan[m.memberId] ?? [:], userData: nil))
+        }
+    }
+
+    /// The leader watches the subscribed topics, as the Java client compares its metadata with the
+    /// assignment's: a topic created after the assignment (say, recreated after a broker lost it)
+    /// or given more partitions needs a new assignment, so it rejoins. Every second while a
+    /// subscribed topic is missing, else every metadata.max.age.ms.
+    private func watchSubscribedTopics(_ now: UInt64) async {
+        guard config.groupProtocol == .classic,
+              let snapshot = membership.withLock({ $0.assignedPartitionCounts }),
+              now >= membership.withLock({ $0.nextTopicCheck }) else { return }
+        let missing = topics.contains { (snapshot[$0] ?? 0) == 0 }
+        let intervalMs = missing ? 1_000 : config.consumer.client.metadataMaxAgeMs
+        membership.withLock { $0.nextTopicCheck = now + UInt64(intervalMs) * 1_000_000 }
+        do {
+            try await cluster.refreshMetadata(topics: topics)
+        } catch {
+            logger.debug("checking the subscribed topics failed", metadata: ["group": "\(config.groupId)", "error": "\(error)"])
+            return
+        }
+        var changed: [String] = []
+        for topic in topics {
+            let count = (try? await cluster.topic(topic))?.partitions.count ?? 0
+            if count != snapshot[topic] ?? 0 { changed.append(topic) }
+        }
+        logger.trace("subscribed topics checked", metadata: ["group": "\(config.groupId)", "changed": "\(changed)"])
+        guard !changed.isEmpty else { return }
+        logger.info("subscribed topics changed: rejoining", metadata: ["group": "\(config.groupId)", "topics": "\(changed)"])
+        membership.withLock { m in
+            m.assignedPartitionCounts = nil
+            m.needsJoin = true
         }
     }
 
