@@ -16,7 +16,7 @@ request = function()
 end
 
 done = function(summary, latency)
-    io.write(string.format("p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  requests %d  errors(non-2xx) %d\n",
+    io.write(string.format("p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  requests %d  errors(non-2xx) %d  timeouts %d\n",
         latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
-        latency.max / 1000, summary.requests, summary.errors.status))
+        latency.max / 1000, summary.requests, summary.errors.status, summary.errors.timeout))
 end

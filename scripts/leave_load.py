@@ -49,7 +49,7 @@ def main():
         assert r.status_code == 201, r.text
         token = client.login(body["email"], body["password"])
         env = dict(os.environ, LOAD_TOKEN=token, LOAD_EMPLOYEE_ID=r.json()["employee_id"])
-        cmd = ["wrk", "-t", args.threads, "-c", args.connections, "-d", args.duration, "--latency",
+        cmd = ["wrk", "-t", args.threads, "-c", args.connections, "-d", args.duration, "--latency", "--timeout", "10s",
                "-s", str(ROOT / "scripts" / "leave-load.lua"), stack.url("leave")]
         print("backend:", backend, "| command:", " ".join(cmd), flush=True)
         if not args.events:
@@ -69,9 +69,9 @@ def main():
             print(f"== EVENT_PUBLISH_MODE={mode}, Notification {'up' if notification_up else 'stopped'}", flush=True)
             results.append((label, run(stack, cmd, env)))
         print("\nPOST /api/v1/leaves, " + " ".join(cmd[1:7]))
-        print(f"{'mode':32} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8}")
-        for label, (p50, p99, n, errors) in results:
-            print(f"{label:32} {p50:8.2f} {p99:8.2f} {n:9d} {errors:8d}")
+        print(f"{'mode':32} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8} {'timeouts':>9}")
+        for label, (p50, p99, n, errors, timeouts) in results:
+            print(f"{label:32} {p50:8.2f} {p99:8.2f} {n:9d} {errors:8d} {timeouts:9d}")
     finally:
         stack.stop_all()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -80,7 +80,7 @@ def main():
 
 
 def run(stack, cmd, env):
-    """One wrk run: its report printed, (p50 ms, p99 ms, requests, non-2xx) returned."""
+    """One wrk run: its report printed, (p50 ms, p99 ms, requests, non-2xx, timeouts) returned."""
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     print(out, flush=True)
     line = next(l for l in out.splitlines() if l.startswith("p50 "))
@@ -88,7 +88,7 @@ def run(stack, cmd, env):
     count = stack.sql("leave", "SELECT COUNT(*) FROM leaves")[0][0]
     events = stack.sql("leave", "SELECT COUNT(*) FROM outbox")[0][0]
     print(f"leaves stored: {count}, outbox events: {events}", flush=True)
-    return float(f[1]), float(f[7]), int(f[13]), int(f[15])
+    return float(f[1]), float(f[7]), int(f[13]), int(f[15]), int(f[17])
 
 
 

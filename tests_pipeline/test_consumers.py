@@ -202,6 +202,8 @@ def test_worker_subcommands_consume_like_the_services(pipeline):
             assert requests.get(url(name) + "/health/ready", timeout=5).status_code == 200
             metrics = requests.get(url(name) + "/metrics", timeout=5).text
             assert f'group="{group}"' in metrics and "hrms_events_consumed_total" in metrics
+            # Consumer lag per partition of the group (KafkaWire's gauge, in the service's registry).
+            assert any(l.startswith("kafkawire_consumer_lag{") and f'group="{group}"' in l for l in metrics.splitlines())
         # No API in a worker.
         assert requests.get(url("notification-worker") + "/api/v1/notifications", timeout=5).status_code == 404
         assert requests.get(url("audit-worker") + "/api/v1/audit-logs", timeout=5).status_code == 404

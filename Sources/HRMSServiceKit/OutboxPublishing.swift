@@ -35,22 +35,25 @@ public struct DatabaseOutboxStore: OutboxStore {
 
     public func markSent(_ seqs: [Int64]) async throws {
         let now = Timestamp.now()
-        // Chunks keep the statement's placeholder count bounded.
-        for start in stride(from: 0, to: seqs.count, by: 500) {
-            let chunk = seqs[start..<min(start + 500, seqs.count)]
-            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            _ = try await db.execute("UPDATE outbox SET sent_at = ?, last_error = NULL WHERE seq IN (\(marks))", [now] + chunk.map { $0 as any DBBindable })
-        }
+        try await update("sent_at = ?, last_error = NULL", [now], where: "seq", in: seqs)
     }
 
     public func markHTTPDelivered(eventIds: [String], done: Bool) async throws {
         let now = Timestamp.now()
-        let sets = done ? "http_sent_at = ?, sent_at = ?, last_error = NULL" : "http_sent_at = ?"
-        let stamps: [any DBBindable] = done ? [now, now] : [now]
-        for start in stride(from: 0, to: eventIds.count, by: 500) {
-            let chunk = eventIds[start..<min(start + 500, eventIds.count)]
+        if done {
+            try await update("http_sent_at = ?, sent_at = ?, last_error = NULL", [now, now], where: "event_id", in: eventIds)
+        } else {
+            try await update("http_sent_at = ?", [now], where: "event_id", in: eventIds)
+        }
+    }
+
+    /// `UPDATE outbox SET <assignments> WHERE <column> IN (<keys>)`, in chunks that keep the
+    /// statement's placeholder count bounded.
+    private func update(_ assignments: String, _ values: [any DBBindable], where column: String, in keys: [some DBBindable]) async throws {
+        for start in stride(from: 0, to: keys.count, by: 500) {
+            let chunk = keys[start..<min(start + 500, keys.count)]
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            _ = try await db.execute("UPDATE outbox SET \(sets) WHERE event_id IN (\(marks))", stamps + chunk.map { $0 as any DBBindable })
+            _ = try await db.execute("UPDATE outbox SET \(assignments) WHERE \(column) IN (\(marks))", values + chunk.map { $0 as any DBBindable })
         }
     }
 
