@@ -37,6 +37,16 @@ extension Optional: DBBindable where Wrapped: DBBindable {
 public struct DatabaseError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+
+    /// PSQLError hides everything behind a generic description: this keeps the SQLSTATE and the
+    /// server's message (or the client-side code and cause), never the query's bound values.
+    static func postgres(_ error: any Error) -> any Error {
+        guard let e = error as? PSQLError else { return error }
+        if let info = e.serverInfo {
+            return DatabaseError("PostgreSQL \(info[.sqlState] ?? "?"): \(info[.message] ?? "?")")
+        }
+        return DatabaseError("PostgreSQL client: \(e.code)" + (e.underlying.map { " (\($0))" } ?? ""))
+    }
 }
 
 /// One result row; columns by name (lower case, as both databases report unquoted names).
@@ -190,7 +200,11 @@ public final class Database: DBExecutor, Sendable {
         case .sqlite(let conn, let lock):
             return try await lock.withLock { try await Self.sqliteQuery(conn, sql, binds) }
         case .postgres(let client):
-            return try await client.withConnection { conn in try await Self.postgresQuery(conn, sql, binds, self.logger) }
+            do {
+                return try await client.withConnection { conn in try await Self.postgresQuery(conn, sql, binds, self.logger) }
+            } catch {
+                throw DatabaseError.postgres(error)
+            }
         }
     }
 
@@ -229,17 +243,26 @@ public final class Database: DBExecutor, Sendable {
             }
         case .postgres(let client):
             let logger = self.logger
-            return try await client.withConnection { conn in
-                _ = try await Self.postgresQuery(conn, "BEGIN", [], logger)
-                let tx = Transaction(dialect: .postgres, wroteOutbox: wrote) { sql, binds in try await Self.postgresQuery(conn, sql, binds, logger) }
-                do {
-                    let value = try await body(tx)
-                    _ = try await Self.postgresQuery(conn, "COMMIT", [], logger)
-                    return value
-                } catch {
-                    _ = try? await Self.postgresQuery(conn, "ROLLBACK", [], logger)
-                    throw error
-                }
+            do {
+                return try await postgresTransaction(client, wrote, body, logger)
+            } catch {
+                throw DatabaseError.postgres(error)
+            }
+        }
+    }
+
+    private func postgresTransaction<T: Sendable>(_ client: PostgresClient, _ wrote: NIOLockedValueBox<[OutboxEvent]>,
+                                                  _ body: @Sendable (Transaction) async throws -> T, _ logger: Logger) async throws -> T {
+        try await client.withConnection { conn in
+            _ = try await Self.postgresQuery(conn, "BEGIN", [], logger)
+            let tx = Transaction(dialect: .postgres, wroteOutbox: wrote) { sql, binds in try await Self.postgresQuery(conn, sql, binds, logger) }
+            do {
+                let value = try await body(tx)
+                _ = try await Self.postgresQuery(conn, "COMMIT", [], logger)
+                return value
+            } catch {
+                _ = try? await Self.postgresQuery(conn, "ROLLBACK", [], logger)
+                throw error
             }
         }
     }
